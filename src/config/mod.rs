@@ -1,0 +1,521 @@
+//! `opsguard.toml`: what to watch and how to reach it.
+//!
+//! Loading is two steps. Serde reads the file into the `raw` structs, which
+//! mirror the TOML exactly and refuse unknown keys; [`Config::load`] then turns
+//! them into the validated [`Config`], resolving environment variables on the
+//! way. Every mistake a person can make in the file is reported with
+//! `file:line:col` and a labelled snippet, and maps to exit code 2 — a typo in a
+//! safety tool's config must never quietly mean "watch nothing".
+
+mod error;
+mod raw;
+
+pub use error::{ConfigError, ConfigErrorKind};
+
+use raw::{RawConfig, RawCredential};
+use secrecy::SecretString;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use url::Url;
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where the config was read from.
+    pub path: PathBuf,
+    pub elasticsearch: EsConfig,
+    pub aws: AwsConfig,
+    pub ecs: EcsConfig,
+    pub credentials: Vec<CredentialSpec>,
+    pub rules: RulesConfig,
+    pub waivers: Vec<Waiver>,
+}
+
+#[derive(Debug)]
+pub struct EsConfig {
+    pub url: Url,
+    pub auth: EsAuth,
+    /// A PEM CA bundle to trust for the cluster's TLS certificate.
+    pub ca_cert: Option<PathBuf>,
+    pub timeout: std::time::Duration,
+}
+
+/// How opsguard itself authenticates to Elasticsearch (the admin identity used
+/// for snapshots and, later, rollback).
+#[derive(Debug)]
+pub enum EsAuth {
+    /// Password read from an environment variable at load time.
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// Password read from a Secrets Manager secret when the snapshot starts.
+    BasicFromSecret { username: String, secret: String },
+    /// An encoded API key (`base64(id:key)`) from an environment variable.
+    ApiKey { encoded: SecretString },
+}
+
+#[derive(Debug, Default)]
+pub struct AwsConfig {
+    /// Overrides the region of the standard chain.
+    pub region: Option<String>,
+    /// Overrides the endpoint (an emulator, a VPC endpoint).
+    pub endpoint_url: Option<String>,
+    /// A named profile of the shared config files.
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct EcsConfig {
+    pub clusters: Vec<String>,
+}
+
+/// Which task-definition environment variables form one Elasticsearch credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialSpec {
+    /// A username variable and a password variable (each may come from a
+    /// secret, a JSON key of a secret, or — for the username — plain `environment`).
+    Basic {
+        username_env: String,
+        password_env: String,
+    },
+    /// One variable whose value is a JSON object holding both.
+    BasicJson {
+        json_env: String,
+        username_key: String,
+        password_key: String,
+    },
+    /// One variable holding an encoded API key (`base64(id:key)`) or `id:key`.
+    ApiKey { api_key_env: String },
+}
+
+impl CredentialSpec {
+    /// The env var names this spec reads, in a fixed order.
+    pub fn env_names(&self) -> Vec<&str> {
+        match self {
+            CredentialSpec::Basic {
+                username_env,
+                password_env,
+            } => vec![username_env, password_env],
+            CredentialSpec::BasicJson { json_env, .. } => vec![json_env],
+            CredentialSpec::ApiKey { api_key_env } => vec![api_key_env],
+        }
+    }
+
+    pub fn kind(&self) -> CredentialKind {
+        match self {
+            CredentialSpec::Basic { .. } | CredentialSpec::BasicJson { .. } => {
+                CredentialKind::ElasticsearchBasic
+            }
+            CredentialSpec::ApiKey { .. } => CredentialKind::ElasticsearchApiKey,
+        }
+    }
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialKind {
+    ElasticsearchBasic,
+    ElasticsearchApiKey,
+}
+
+/// What `run` does on a blocking violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Block,
+    Rollback,
+    Redeploy,
+    Warn,
+}
+
+#[derive(Debug)]
+pub struct RulesConfig {
+    /// Extra rule directories, resolved against the config file's folder.
+    pub paths: Vec<PathBuf>,
+    pub on_violation: Mode,
+}
+
+#[derive(Clone, Debug)]
+pub struct Waiver {
+    pub rule: String,
+    pub target: String,
+    pub reason: String,
+    pub expires: time::Date,
+    /// `file:line:col` of the entry, for errors raised after loading (an
+    /// unknown rule id is only known once the rules are loaded).
+    pub location: String,
+}
+
+impl Config {
+    /// Read, parse and validate the config at `path`, resolving environment
+    /// variables through `env` (the process environment in production; a map
+    /// in tests).
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigErrorKind::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text, env, time::OffsetDateTime::now_utc().date())
+    }
+
+    /// Parse and validate config text. `today` decides which waivers have expired.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        today: time::Date,
+    ) -> Result<Config, ConfigError> {
+        let err = |span: std::ops::Range<usize>, msg: String, help: Option<String>| {
+            ConfigError::at(path, text, span, msg, help)
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            err(span, e.message().trim().to_owned(), None)
+        })?;
+
+        let es = raw.elasticsearch.ok_or_else(|| {
+            err(
+                0..0,
+                "missing required table [elasticsearch]".into(),
+                Some(
+                    "add [elasticsearch] with url and username + password_env (or api_key_env)"
+                        .into(),
+                ),
+            )
+        })?;
+        let es_span = es.span();
+        let es = es.into_inner();
+        let url_s = es.url.ok_or_else(|| {
+            err(
+                es_span.clone(),
+                "missing required key `url` in [elasticsearch]".into(),
+                None,
+            )
+        })?;
+        let url = Url::parse(url_s.get_ref())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                err(
+                    url_s.span(),
+                    format!("`url` {:?} is not an http(s) URL", url_s.get_ref()),
+                    Some("for example url = \"https://catalogue.es.example:9243\"".into()),
+                )
+            })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(err(
+                url_s.span(),
+                "`url` must not carry credentials".into(),
+                Some("use username + password_env, password_secret or api_key_env".into()),
+            ));
+        }
+
+        let sources = [
+            es.password_env.is_some(),
+            es.password_secret.is_some(),
+            es.api_key_env.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if sources != 1 {
+            return Err(err(
+                es_span,
+                if sources == 0 {
+                    "[elasticsearch] names no credential for opsguard itself".into()
+                } else {
+                    "[elasticsearch] names more than one of password_env, password_secret, api_key_env".into()
+                },
+                Some("set exactly one of password_env, password_secret or api_key_env".into()),
+            ));
+        }
+        let need_username = |what: &str| {
+            es.username.as_ref().map(|u| u.get_ref().clone()).ok_or_else(|| {
+                err(
+                    es_span.clone(),
+                    format!("missing required key `username` in [elasticsearch] (needed with {what})"),
+                    None,
+                )
+            })
+        };
+        let auth = if let Some(var) = &es.password_env {
+            let username = need_username("password_env")?;
+            let password = read_env(env, var).map_err(|m| {
+                err(
+                    var.span(),
+                    m,
+                    Some(format!(
+                        "export {}=… before running opsguard",
+                        var.get_ref()
+                    )),
+                )
+            })?;
+            EsAuth::Basic {
+                username,
+                password: SecretString::from(password),
+            }
+        } else if let Some(secret) = &es.password_secret {
+            EsAuth::BasicFromSecret {
+                username: need_username("password_secret")?,
+                secret: secret.get_ref().clone(),
+            }
+        } else {
+            let var = es.api_key_env.as_ref().expect("counted above");
+            if let Some(u) = &es.username {
+                return Err(err(
+                    u.span(),
+                    "`username` has no meaning with api_key_env".into(),
+                    Some("remove username, or use password_env instead of api_key_env".into()),
+                ));
+            }
+            let key = read_env(env, var).map_err(|m| {
+                err(
+                    var.span(),
+                    m,
+                    Some(format!(
+                        "export {}=… before running opsguard",
+                        var.get_ref()
+                    )),
+                )
+            })?;
+            EsAuth::ApiKey {
+                encoded: SecretString::from(key),
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let ca_cert = es.ca_cert.map(|p| base.join(p.get_ref()));
+        let timeout = std::time::Duration::from_secs(es.timeout_seconds.unwrap_or(30));
+
+        let aws = raw
+            .aws
+            .map(|a| AwsConfig {
+                region: a.region,
+                endpoint_url: a.endpoint_url,
+                profile: a.profile,
+            })
+            .unwrap_or_default();
+        if let Some(ep) = &aws.endpoint_url {
+            if Url::parse(ep).is_err() {
+                return Err(err(
+                    0..0,
+                    format!("[aws] endpoint_url {ep:?} is not a URL"),
+                    None,
+                ));
+            }
+        }
+
+        let ecs = raw.ecs.ok_or_else(|| {
+            err(
+                0..0,
+                "missing required table [ecs]".into(),
+                Some("add [ecs] clusters = [\"my-cluster\"]".into()),
+            )
+        })?;
+        let ecs_span = ecs.span();
+        let ecs = ecs.into_inner();
+        let clusters = ecs.clusters.ok_or_else(|| {
+            err(
+                ecs_span.clone(),
+                "missing required key `clusters` in [ecs]".into(),
+                None,
+            )
+        })?;
+        if clusters.get_ref().is_empty() {
+            return Err(err(
+                clusters.span(),
+                "[ecs] clusters is empty: opsguard would watch no service".into(),
+                None,
+            ));
+        }
+
+        let mut credentials = Vec::new();
+        for entry in &raw.credentials {
+            credentials.push(credential(entry).map_err(|(span, m, h)| err(span, m, h))?);
+        }
+        for (i, a) in credentials.iter().enumerate() {
+            for b in &credentials[..i] {
+                if let Some(dup) = a.env_names().iter().find(|n| b.env_names().contains(n)) {
+                    return Err(err(
+                        raw.credentials[i].span(),
+                        format!("env var `{dup}` appears in two [[credentials]] entries"),
+                        None,
+                    ));
+                }
+            }
+        }
+
+        let rules = raw.rules.unwrap_or_default();
+        let on_violation = match rules.on_violation {
+            None => Mode::Rollback,
+            Some(m) => match m.get_ref().as_str() {
+                "block" => Mode::Block,
+                "rollback" => Mode::Rollback,
+                "redeploy" => Mode::Redeploy,
+                "warn" => Mode::Warn,
+                other => {
+                    return Err(err(
+                        m.span(),
+                        format!("unknown on_violation {other:?}"),
+                        Some("use one of block, rollback, redeploy, warn".into()),
+                    ))
+                }
+            },
+        };
+        let rules = RulesConfig {
+            paths: rules.paths.iter().map(|p| base.join(p)).collect(),
+            on_violation,
+        };
+
+        let mut waivers = Vec::new();
+        for w in &raw.waivers {
+            let span = w.span();
+            let (line, col) = error::line_col(text, span.start);
+            let location = format!("{}:{line}:{col}", path.display());
+            let w = w.get_ref();
+            let fmt = time::macros::format_description!("[year]-[month]-[day]");
+            let expires = time::Date::parse(w.expires.get_ref(), &fmt).map_err(|_| {
+                err(
+                    w.expires.span(),
+                    format!("waiver `expires` {:?} is not a date", w.expires.get_ref()),
+                    Some("write it as YYYY-MM-DD".into()),
+                )
+            })?;
+            if expires < today {
+                return Err(err(
+                    w.expires.span(),
+                    format!(
+                        "waiver for rule `{}` on `{}` expired on {}",
+                        w.rule, w.target, w.expires.get_ref()
+                    ),
+                    Some("an expired waiver is an error, not a silent pass: fix the cause, or renew the waiver with a reason".into()),
+                ));
+            }
+            if w.reason.trim().is_empty() {
+                return Err(err(span, "waiver has an empty `reason`".into(), None));
+            }
+            waivers.push(Waiver {
+                rule: w.rule.clone(),
+                target: w.target.clone(),
+                reason: w.reason.clone(),
+                expires,
+                location,
+            });
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            elasticsearch: EsConfig {
+                url,
+                auth,
+                ca_cert,
+                timeout,
+            },
+            aws,
+            ecs: EcsConfig {
+                clusters: clusters.into_inner(),
+            },
+            credentials,
+            rules,
+            waivers,
+        })
+    }
+}
+
+fn read_env(env: &dyn Fn(&str) -> Option<String>, var: &Spanned<String>) -> Result<String, String> {
+    match env(var.get_ref()) {
+        Some(v) if !v.is_empty() => Ok(v),
+        Some(_) => Err(format!("environment variable {} is empty", var.get_ref())),
+        None => Err(format!("environment variable {} is not set", var.get_ref())),
+    }
+}
+
+type SpannedErr = (std::ops::Range<usize>, String, Option<String>);
+
+fn credential(entry: &Spanned<RawCredential>) -> Result<CredentialSpec, SpannedErr> {
+    let span = entry.span();
+    let c = entry.get_ref();
+    let named = [
+        ("username_env", c.username_env.is_some()),
+        ("password_env", c.password_env.is_some()),
+        ("json_env", c.json_env.is_some()),
+        ("api_key_env", c.api_key_env.is_some()),
+    ];
+    if named.iter().all(|(_, set)| !set) {
+        return Err((
+            span,
+            "[[credentials]] entry names no env vars".into(),
+            Some(
+                "name the task-definition variables that form the credential: username_env + password_env, json_env, or api_key_env"
+                    .into(),
+            ),
+        ));
+    }
+    let nonempty = |field: &Option<Spanned<String>>| -> Result<Option<String>, SpannedErr> {
+        match field {
+            Some(v) if v.get_ref().trim().is_empty() => {
+                Err((v.span(), "env var name is empty".into(), None))
+            }
+            Some(v) => Ok(Some(v.get_ref().clone())),
+            None => Ok(None),
+        }
+    };
+    let (user, pass, json, key) = (
+        nonempty(&c.username_env)?,
+        nonempty(&c.password_env)?,
+        nonempty(&c.json_env)?,
+        nonempty(&c.api_key_env)?,
+    );
+    let kind = c.kind.get_ref().as_str();
+    match kind {
+        "elasticsearch-basic" => {
+            if key.is_some() {
+                return Err((
+                    span,
+                    "api_key_env belongs to kind = \"elasticsearch-api-key\"".into(),
+                    None,
+                ));
+            }
+            match (user, pass, json) {
+                (Some(username_env), Some(password_env), None) => Ok(CredentialSpec::Basic {
+                    username_env,
+                    password_env,
+                }),
+                (None, None, Some(json_env)) => Ok(CredentialSpec::BasicJson {
+                    json_env,
+                    username_key: c.username_key.clone().unwrap_or_else(|| "username".into()),
+                    password_key: c.password_key.clone().unwrap_or_else(|| "password".into()),
+                }),
+                (Some(_), None, None) | (None, Some(_), None) => Err((
+                    span,
+                    "an elasticsearch-basic credential needs both username_env and password_env"
+                        .into(),
+                    None,
+                )),
+                _ => Err((
+                    span,
+                    "use either username_env + password_env or json_env, not both".into(),
+                    None,
+                )),
+            }
+        }
+        "elasticsearch-api-key" => match (user, pass, json, key) {
+            (None, None, None, Some(api_key_env)) => Ok(CredentialSpec::ApiKey { api_key_env }),
+            _ => Err((
+                span,
+                "an elasticsearch-api-key credential takes api_key_env only".into(),
+                None,
+            )),
+        },
+        other => Err((
+            c.kind.span(),
+            format!("unknown credential kind {other:?}"),
+            Some("use \"elasticsearch-basic\" or \"elasticsearch-api-key\"".into()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! The file as written: serde structs that mirror `opsguard.toml` one to one
+//! and reject unknown keys, with spans kept where a later check needs to point.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub elasticsearch: Option<Spanned<RawEs>>,
+    pub aws: Option<RawAws>,
+    pub ecs: Option<Spanned<RawEcs>>,
+    #[serde(default)]
+    pub credentials: Vec<Spanned<RawCredential>>,
+    pub rules: Option<RawRules>,
+    #[serde(default)]
+    pub waivers: Vec<Spanned<RawWaiver>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEs {
+    pub url: Option<Spanned<String>>,
+    pub username: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_secret: Option<Spanned<String>>,
+    pub api_key_env: Option<Spanned<String>>,
+    pub ca_cert: Option<Spanned<String>>,
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAws {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEcs {
+    pub clusters: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCredential {
+    pub kind: Spanned<String>,
+    pub username_env: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub json_env: Option<Spanned<String>>,
+    pub username_key: Option<String>,
+    pub password_key: Option<String>,
+    pub api_key_env: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRules {
+    #[serde(default)]
+    pub paths: Vec<String>,
+    pub on_violation: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWaiver {
+    pub rule: String,
+    pub target: String,
+    pub reason: String,
+    pub expires: Spanned<String>,
+}

@@ -1,0 +1,52 @@
+//! The errors that reach the binary's edge. Each knows its exit code, so the
+//! mapping from "what went wrong" to the contract in [`crate::exit`] is made
+//! in one place.
+
+use crate::config::ConfigError;
+use crate::exit;
+use crate::providers::ProviderError;
+use miette::Diagnostic;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum Error {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error("cannot take a snapshot: {0}")]
+    #[diagnostic(
+        code(opsguard::snapshot),
+        help("opsguard needs a complete picture and will not work from a partial one; check connectivity and permissions (run with --verbose to see the calls made)")
+    )]
+    Snapshot(#[source] ProviderError),
+
+    #[error("cannot use the fingerprint key in {}: {source}", dir.display())]
+    #[diagnostic(
+        code(opsguard::fingerprint_key),
+        help("opsguard keeps .opsguard/fingerprint.key next to the config; make that folder writable or set OPSGUARD_FINGERPRINT_KEY")
+    )]
+    FingerprintKey {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot write {}: {source}", path.display())]
+    #[diagnostic(code(opsguard::output))]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Output { .. } => exit::USAGE,
+            Error::Snapshot(_) | Error::FingerprintKey { .. } => exit::PREFLIGHT_FAILED,
+        }
+    }
+}

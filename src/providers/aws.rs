@@ -1,0 +1,50 @@
+//! Loading AWS configuration: the standard chain (env, profiles, SSO, IMDS),
+//! with the config file's region, endpoint and profile on top, and bounded
+//! retries and timeouts so no call can hang a pre-flight check forever.
+
+use super::ProviderError;
+use crate::config::AwsConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::time::Duration;
+
+pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(5)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(5)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(90))
+                .build(),
+        );
+    if let Some(p) = &cfg.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = &cfg.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(e) = &cfg.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return Err(ProviderError::new(
+            "aws",
+            "configuration",
+            "no AWS region: set [aws] region in the config, or AWS_REGION",
+        ));
+    }
+    Ok(sdk)
+}
+
+/// The full text of an SDK error (its `Display` alone is often just "service error").
+pub(crate) fn describe_err<E: std::error::Error + 'static>(e: &E) -> String {
+    aws_sdk_ecs::error::DisplayErrorContext(e).to_string()
+}

@@ -1,0 +1,315 @@
+//! ECS, read-only: services, their deployments and tasks, task definitions.
+//!
+//! Calls are batched to the limits AWS enforces (DescribeServices 10 ids,
+//! DescribeTasks 100) even where an emulator would accept more, and tasks are
+//! listed once per cluster rather than once per service.
+
+use super::aws::describe_err;
+use super::{aws_time, Calls, Container, EcsReader, ProviderError, TaskDefinition};
+use crate::model::ServiceRef;
+use crate::snapshot::model::{DeploymentState, ServiceState, TaskState};
+use aws_sdk_ecs::types::DesiredStatus;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
+
+const DESCRIBE_CLUSTERS_MAX: usize = 100;
+const DESCRIBE_SERVICES_MAX: usize = 10;
+const DESCRIBE_TASKS_MAX: usize = 100;
+const CONCURRENCY: usize = 4;
+
+pub struct AwsEcs {
+    client: aws_sdk_ecs::Client,
+    calls: Calls,
+}
+
+impl AwsEcs {
+    pub fn new(sdk: &aws_config::SdkConfig, calls: Calls) -> Self {
+        Self {
+            client: aws_sdk_ecs::Client::new(sdk),
+            calls,
+        }
+    }
+
+    fn err(op: &str, e: impl std::error::Error + 'static) -> ProviderError {
+        ProviderError::new("ECS", op, describe_err(&e))
+    }
+
+    async fn list_service_arns(&self, cluster: &str) -> Result<Vec<String>, ProviderError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .client
+            .list_services()
+            .cluster(cluster)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            self.calls.hit("ecs:ListServices");
+            let page = page.map_err(|e| Self::err("ListServices", e))?;
+            arns.extend(page.service_arns().iter().cloned());
+        }
+        Ok(arns)
+    }
+
+    async fn list_task_arns(
+        &self,
+        cluster: &str,
+        status: DesiredStatus,
+    ) -> Result<Vec<String>, ProviderError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .client
+            .list_tasks()
+            .cluster(cluster)
+            .desired_status(status)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            self.calls.hit("ecs:ListTasks");
+            let page = page.map_err(|e| Self::err("ListTasks", e))?;
+            arns.extend(page.task_arns().iter().cloned());
+        }
+        Ok(arns)
+    }
+}
+
+fn service_state(cluster: &str, s: &aws_sdk_ecs::types::Service) -> ServiceState {
+    let deployments = s
+        .deployments()
+        .iter()
+        .map(|d| DeploymentState {
+            id: d.id().unwrap_or_default().to_owned(),
+            status: d.status().unwrap_or_default().to_owned(),
+            task_definition: d.task_definition().unwrap_or_default().to_owned(),
+            desired_count: d.desired_count(),
+            running_count: d.running_count(),
+            pending_count: d.pending_count(),
+            failed_tasks: d.failed_tasks(),
+            rollout_state: d.rollout_state().map(|r| r.as_str().to_owned()),
+            rollout_state_reason: d.rollout_state_reason().map(str::to_owned),
+            created_at: aws_time(d.created_at()),
+            updated_at: aws_time(d.updated_at()),
+        })
+        .collect();
+    ServiceState {
+        service: ServiceRef::new(cluster, s.service_name().unwrap_or_default()),
+        arn: s.service_arn().unwrap_or_default().to_owned(),
+        status: s.status().unwrap_or_default().to_owned(),
+        desired_count: s.desired_count(),
+        running_count: s.running_count(),
+        pending_count: s.pending_count(),
+        task_definition: s.task_definition().unwrap_or_default().to_owned(),
+        launch_type: s.launch_type().map(|l| l.as_str().to_owned()),
+        deployments,
+        tasks: Vec::new(),
+        consumes: Vec::new(),
+    }
+}
+
+fn task_state(t: &aws_sdk_ecs::types::Task) -> TaskState {
+    TaskState {
+        arn: t.task_arn().unwrap_or_default().to_owned(),
+        task_definition_arn: t.task_definition_arn().unwrap_or_default().to_owned(),
+        last_status: t.last_status().unwrap_or_default().to_owned(),
+        desired_status: t.desired_status().unwrap_or_default().to_owned(),
+        health_status: t.health_status().map(|h| h.as_str().to_owned()),
+        started_at: aws_time(t.started_at()),
+        created_at: aws_time(t.created_at()),
+        started_by: t.started_by().map(str::to_owned),
+    }
+}
+
+impl EcsReader for AwsEcs {
+    async fn check_clusters(&self, clusters: &[String]) -> Result<(), ProviderError> {
+        for chunk in clusters.chunks(DESCRIBE_CLUSTERS_MAX) {
+            self.calls.hit("ecs:DescribeClusters");
+            let out = self
+                .client
+                .describe_clusters()
+                .set_clusters(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| Self::err("DescribeClusters", e))?;
+            if let Some(f) = out.failures().first() {
+                return Err(ProviderError::new(
+                    "ECS",
+                    "DescribeClusters",
+                    format!(
+                        "cluster {} is {} (check [ecs] clusters and the AWS account and region)",
+                        f.arn().unwrap_or("?"),
+                        f.reason().unwrap_or("?")
+                    ),
+                ));
+            }
+            if let Some(c) = out.clusters().iter().find(|c| c.status() != Some("ACTIVE")) {
+                return Err(ProviderError::new(
+                    "ECS",
+                    "DescribeClusters",
+                    format!(
+                        "cluster {} is {}",
+                        c.cluster_name().unwrap_or("?"),
+                        c.status().unwrap_or("?")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn services(&self, cluster: &str) -> Result<Vec<ServiceState>, ProviderError> {
+        let arns = self.list_service_arns(cluster).await?;
+        let chunks: Vec<Vec<String>> = arns
+            .chunks(DESCRIBE_SERVICES_MAX)
+            .map(<[String]>::to_vec)
+            .collect();
+        let described: Vec<Vec<ServiceState>> = stream::iter(chunks)
+            .map(|chunk| async move {
+                self.calls.hit("ecs:DescribeServices");
+                let out = self
+                    .client
+                    .describe_services()
+                    .cluster(cluster)
+                    .set_services(Some(chunk))
+                    .send()
+                    .await
+                    .map_err(|e| Self::err("DescribeServices", e))?;
+                // A service deleted between List and Describe comes back as a
+                // MISSING failure: it no longer exists, which is the truth.
+                if let Some(f) = out
+                    .failures()
+                    .iter()
+                    .find(|f| f.reason() != Some("MISSING"))
+                {
+                    return Err(ProviderError::new(
+                        "ECS",
+                        "DescribeServices",
+                        format!("{}: {}", f.arn().unwrap_or("?"), f.reason().unwrap_or("?")),
+                    ));
+                }
+                Ok(out
+                    .services()
+                    .iter()
+                    .filter(|s| s.status() != Some("INACTIVE"))
+                    .map(|s| service_state(cluster, s))
+                    .collect())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut services: Vec<ServiceState> = described.into_iter().flatten().collect();
+
+        // Tasks: every task the cluster wants running, plus stopping ones that
+        // are still up (a draining task still serves with its old credentials).
+        let mut task_arns = self.list_task_arns(cluster, DesiredStatus::Running).await?;
+        task_arns.extend(self.list_task_arns(cluster, DesiredStatus::Stopped).await?);
+        task_arns.sort();
+        task_arns.dedup();
+        let chunks: Vec<Vec<String>> = task_arns
+            .chunks(DESCRIBE_TASKS_MAX)
+            .map(<[String]>::to_vec)
+            .collect();
+        let tasks: Vec<Vec<(Option<String>, TaskState)>> = stream::iter(chunks)
+            .map(|chunk| async move {
+                self.calls.hit("ecs:DescribeTasks");
+                let out = self
+                    .client
+                    .describe_tasks()
+                    .cluster(cluster)
+                    .set_tasks(Some(chunk))
+                    .send()
+                    .await
+                    .map_err(|e| Self::err("DescribeTasks", e))?;
+                if let Some(f) = out
+                    .failures()
+                    .iter()
+                    .find(|f| f.reason() != Some("MISSING"))
+                {
+                    return Err(ProviderError::new(
+                        "ECS",
+                        "DescribeTasks",
+                        format!("{}: {}", f.arn().unwrap_or("?"), f.reason().unwrap_or("?")),
+                    ));
+                }
+                Ok(out
+                    .tasks()
+                    .iter()
+                    .filter(|t| {
+                        t.last_status() != Some("STOPPED") && t.last_status() != Some("DELETED")
+                    })
+                    .map(|t| {
+                        let svc = t
+                            .group()
+                            .and_then(|g| g.strip_prefix("service:"))
+                            .map(str::to_owned);
+                        (svc, task_state(t))
+                    })
+                    .collect())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut by_service: BTreeMap<String, Vec<TaskState>> = BTreeMap::new();
+        for (svc, task) in tasks.into_iter().flatten() {
+            if let Some(svc) = svc {
+                by_service.entry(svc).or_default().push(task);
+            }
+        }
+        for s in &mut services {
+            let mut tasks = by_service.remove(&s.service.service).unwrap_or_default();
+            tasks.sort_by(|a, b| {
+                a.started_at
+                    .cmp(&b.started_at)
+                    .then_with(|| a.arn.cmp(&b.arn))
+            });
+            s.tasks = tasks;
+        }
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        Ok(services)
+    }
+
+    async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, ProviderError> {
+        self.calls.hit("ecs:DescribeTaskDefinition");
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(|e| Self::err("DescribeTaskDefinition", e))?;
+        let td = out.task_definition().ok_or_else(|| {
+            ProviderError::new(
+                "ECS",
+                "DescribeTaskDefinition",
+                format!("{arn}: no task definition in the response"),
+            )
+        })?;
+        Ok(TaskDefinition {
+            arn: td.task_definition_arn().unwrap_or(arn).to_owned(),
+            family: td.family().unwrap_or_default().to_owned(),
+            revision: td.revision(),
+            containers: td
+                .container_definitions()
+                .iter()
+                .map(|c| Container {
+                    name: c.name().unwrap_or_default().to_owned(),
+                    secrets: c
+                        .secrets()
+                        .iter()
+                        .map(|s| (s.name().to_owned(), s.value_from().to_owned()))
+                        .collect(),
+                    environment: c
+                        .environment()
+                        .iter()
+                        .filter_map(|kv| {
+                            Some((
+                                kv.name()?.to_owned(),
+                                kv.value().unwrap_or_default().to_owned(),
+                            ))
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,186 @@
+//! The narrow doors to the outside world. Everything that talks to
+//! Elasticsearch, Secrets Manager or ECS lives here, behind three small traits,
+//! so the stages after the snapshot (facts, rules, remedies) can be exercised
+//! without a network and the providers can be proven against real wire
+//! protocols (the ES double, ministack) in integration tests.
+//!
+//! Providers return this crate's own types, never SDK types, and count every
+//! operation they make (see [`Calls`]) so a snapshot can report its cost.
+//! Retries: the AWS SDK's standard retry mode (throttling and transient errors,
+//! with backoff, bounded attempts); Elasticsearch calls get the same treatment
+//! in [`elasticsearch`].
+
+// The traits are used with static dispatch inside one task (no `Send` bound
+// is needed), which is the case the lint warns about not covering.
+#![allow(async_fn_in_trait)]
+
+pub mod aws;
+pub mod ecs;
+pub mod elasticsearch;
+pub mod secretsmanager;
+
+use crate::model::{SecretArn, SecretName};
+use crate::snapshot::model::{
+    ApiKeyState, ClusterHealth, EsUser, SecretVersionState, ServiceState, Timestamp,
+};
+use secrecy::SecretString;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+
+/// A failed call to a provider, after retries. Messages come from the
+/// services' error responses and never contain secret values.
+#[derive(Debug, Error)]
+#[error("{service} {operation} failed: {message}")]
+pub struct ProviderError {
+    pub service: &'static str,
+    pub operation: String,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(
+        service: &'static str,
+        operation: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            service,
+            operation: operation.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Operation counter shared by the providers of one snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Calls(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl Calls {
+    pub fn hit(&self, op: &str) {
+        tracing::debug!(call = op, "API call");
+        *self
+            .0
+            .lock()
+            .expect("calls lock")
+            .entry(op.to_owned())
+            .or_default() += 1;
+    }
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().expect("calls lock").clone()
+    }
+    pub fn total(&self) -> u64 {
+        self.0.lock().expect("calls lock").values().sum()
+    }
+}
+
+/// A task definition as far as opsguard cares: containers and where their
+/// variables come from. Environment values stay in memory (the username of a
+/// credential may be plain text); they are never serialised.
+#[derive(Clone)]
+pub struct TaskDefinition {
+    pub arn: String,
+    pub family: String,
+    pub revision: i32,
+    pub containers: Vec<Container>,
+}
+
+#[derive(Clone)]
+pub struct Container {
+    pub name: String,
+    /// `(env name, valueFrom)`.
+    pub secrets: Vec<(String, String)>,
+    /// `(env name, value)`.
+    pub environment: Vec<(String, String)>,
+}
+
+pub trait EcsReader {
+    /// Fails unless every named cluster exists and is active: a config that
+    /// names a cluster that is not there must not pass as "nothing to watch".
+    async fn check_clusters(&self, clusters: &[String]) -> Result<(), ProviderError>;
+    /// Every service of a cluster with its deployments and its running (or
+    /// about-to-run, or still-draining) tasks.
+    async fn services(&self, cluster: &str) -> Result<Vec<ServiceState>, ProviderError>;
+    async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, ProviderError>;
+}
+
+/// What DescribeSecret says about one secret.
+#[derive(Clone, Debug)]
+pub struct SecretMeta {
+    pub arn: SecretArn,
+    pub name: SecretName,
+    pub created_date: Option<Timestamp>,
+    pub last_changed_date: Option<Timestamp>,
+    pub deleted_date: Option<Timestamp>,
+    pub version_stages: BTreeMap<String, Vec<String>>,
+}
+
+/// One secret version's value, held in memory only.
+pub struct SecretValue {
+    pub name: SecretName,
+    pub version_id: String,
+    pub value: SecretString,
+}
+
+pub trait SecretsReader {
+    /// `None` when no such secret exists.
+    async fn describe(&self, secret_id: &str) -> Result<Option<SecretMeta>, ProviderError>;
+    async fn versions(&self, name: &SecretName) -> Result<Vec<SecretVersionState>, ProviderError>;
+    /// AWSCURRENT values, batched (at most 20 a call, as AWS allows). Secrets
+    /// that vanished in the meantime are left out.
+    async fn current_values(&self, names: &[SecretName])
+        -> Result<Vec<SecretValue>, ProviderError>;
+    /// A pinned version, by id or stage. `None` when it does not exist.
+    async fn value_at(
+        &self,
+        name: &SecretName,
+        version_id: Option<&str>,
+        version_stage: Option<&str>,
+    ) -> Result<Option<SecretValue>, ProviderError>;
+}
+
+/// What `GET /` says.
+#[derive(Clone, Debug)]
+pub struct ClusterInfo {
+    pub cluster_name: String,
+    pub cluster_uuid: String,
+    pub version: String,
+}
+
+/// Credentials to probe with.
+pub enum ProbeAuth {
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// `base64(id:key)`, as the `ApiKey` authorization scheme wants it.
+    ApiKey { encoded: SecretString },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Authenticated {
+        username: String,
+    },
+    /// A 401, with Elasticsearch's reason (it names the user, never the password).
+    Rejected {
+        reason: String,
+    },
+}
+
+pub trait EsReader {
+    async fn cluster_info(&self) -> Result<ClusterInfo, ProviderError>;
+    async fn health(&self) -> Result<ClusterHealth, ProviderError>;
+    /// All users, in one `GET /_security/user`.
+    async fn users(&self) -> Result<Vec<EsUser>, ProviderError>;
+    async fn api_key(&self, id: &str) -> Result<ApiKeyState, ProviderError>;
+    /// `GET /_security/_authenticate` with the given credentials.
+    async fn authenticate(&self, auth: &ProbeAuth) -> Result<ProbeOutcome, ProviderError>;
+}
+
+/// Convert an AWS timestamp.
+pub(crate) fn aws_time(t: Option<&aws_smithy_types::DateTime>) -> Option<Timestamp> {
+    let t = t?;
+    let nanos = i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos());
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}

@@ -1,0 +1,207 @@
+//! Secrets Manager, read-only.
+//!
+//! Secrets are addressed by name once resolved: names are unique per account
+//! and region, and a lookup by ARN makes the service scan (ministack does so
+//! literally, real AWS parses it). Values are fetched in batches of 20 with
+//! BatchGetSecretValue — AWS's limit — and land in `SecretString` at once.
+
+use super::aws::describe_err;
+use super::{aws_time, Calls, ProviderError, SecretMeta, SecretValue, SecretsReader};
+use crate::model::{SecretArn, SecretName};
+use crate::snapshot::model::SecretVersionState;
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use secrecy::SecretString;
+
+const BATCH_MAX: usize = 20;
+const CONCURRENCY: usize = 4;
+
+pub struct AwsSecrets {
+    client: aws_sdk_secretsmanager::Client,
+    calls: Calls,
+}
+
+impl AwsSecrets {
+    pub fn new(sdk: &aws_config::SdkConfig, calls: Calls) -> Self {
+        Self {
+            client: aws_sdk_secretsmanager::Client::new(sdk),
+            calls,
+        }
+    }
+
+    fn err(op: &str, e: impl std::error::Error + 'static) -> ProviderError {
+        ProviderError::new("Secrets Manager", op, describe_err(&e))
+    }
+}
+
+/// Secret values are text for every credential opsguard understands; a binary
+/// secret that is valid UTF-8 is taken as text, any other is left unread.
+fn to_secret(s: Option<&str>, b: Option<&aws_smithy_types::Blob>) -> Option<SecretString> {
+    match (s, b) {
+        (Some(s), _) => Some(SecretString::from(s.to_owned())),
+        (None, Some(b)) => std::str::from_utf8(b.as_ref())
+            .ok()
+            .map(|s| SecretString::from(s.to_owned())),
+        _ => None,
+    }
+}
+
+impl SecretsReader for AwsSecrets {
+    async fn describe(&self, secret_id: &str) -> Result<Option<SecretMeta>, ProviderError> {
+        self.calls.hit("secretsmanager:DescribeSecret");
+        let out = match self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                if let Some(DescribeSecretError::ResourceNotFoundException(_)) =
+                    e.as_service_error()
+                {
+                    return Ok(None);
+                }
+                return Err(Self::err("DescribeSecret", e));
+            }
+        };
+        let (Some(arn), Some(name)) = (out.arn(), out.name()) else {
+            return Err(ProviderError::new(
+                "Secrets Manager",
+                "DescribeSecret",
+                format!("{secret_id}: response carries no ARN or name"),
+            ));
+        };
+        Ok(Some(SecretMeta {
+            arn: SecretArn::new(arn),
+            name: SecretName::new(name),
+            created_date: aws_time(out.created_date()),
+            last_changed_date: aws_time(out.last_changed_date()),
+            deleted_date: aws_time(out.deleted_date()),
+            version_stages: out
+                .version_ids_to_stages()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn versions(&self, name: &SecretName) -> Result<Vec<SecretVersionState>, ProviderError> {
+        let mut versions = Vec::new();
+        let mut pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(name.as_str())
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            self.calls.hit("secretsmanager:ListSecretVersionIds");
+            let page = page.map_err(|e| Self::err("ListSecretVersionIds", e))?;
+            for v in page.versions() {
+                let mut stages = v.version_stages().to_vec();
+                stages.sort();
+                versions.push(SecretVersionState {
+                    version_id: v.version_id().unwrap_or_default().to_owned(),
+                    stages,
+                    created_date: aws_time(v.created_date()),
+                    fingerprint: None,
+                });
+            }
+        }
+        versions.sort_by(|a, b| {
+            a.created_date
+                .cmp(&b.created_date)
+                .then_with(|| a.version_id.cmp(&b.version_id))
+        });
+        Ok(versions)
+    }
+
+    async fn current_values(
+        &self,
+        names: &[SecretName],
+    ) -> Result<Vec<SecretValue>, ProviderError> {
+        let chunks: Vec<Vec<String>> = names
+            .chunks(BATCH_MAX)
+            .map(|c| c.iter().map(|n| n.as_str().to_owned()).collect())
+            .collect();
+        let batches: Vec<Vec<SecretValue>> = stream::iter(chunks)
+            .map(|chunk| async move {
+                self.calls.hit("secretsmanager:BatchGetSecretValue");
+                let out = self
+                    .client
+                    .batch_get_secret_value()
+                    .set_secret_id_list(Some(chunk))
+                    .send()
+                    .await
+                    .map_err(|e| Self::err("BatchGetSecretValue", e))?;
+                if let Some(e) = out
+                    .errors()
+                    .iter()
+                    .find(|e| e.error_code() != Some("ResourceNotFoundException"))
+                {
+                    return Err(ProviderError::new(
+                        "Secrets Manager",
+                        "BatchGetSecretValue",
+                        format!(
+                            "{}: {} {}",
+                            e.secret_id().unwrap_or("?"),
+                            e.error_code().unwrap_or("?"),
+                            e.message().unwrap_or("")
+                        ),
+                    ));
+                }
+                Ok(out
+                    .secret_values()
+                    .iter()
+                    .filter_map(|v| {
+                        Some(SecretValue {
+                            name: SecretName::new(v.name()?),
+                            version_id: v.version_id()?.to_owned(),
+                            value: to_secret(v.secret_string(), v.secret_binary())?,
+                        })
+                    })
+                    .collect())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(batches.into_iter().flatten().collect())
+    }
+
+    async fn value_at(
+        &self,
+        name: &SecretName,
+        version_id: Option<&str>,
+        version_stage: Option<&str>,
+    ) -> Result<Option<SecretValue>, ProviderError> {
+        self.calls.hit("secretsmanager:GetSecretValue");
+        let res = self
+            .client
+            .get_secret_value()
+            .secret_id(name.as_str())
+            .set_version_id(version_id.map(str::to_owned))
+            .set_version_stage(version_stage.map(str::to_owned))
+            .send()
+            .await;
+        let out = match res {
+            Ok(out) => out,
+            Err(e) => {
+                if let Some(GetSecretValueError::ResourceNotFoundException(_)) =
+                    e.as_service_error()
+                {
+                    return Ok(None);
+                }
+                return Err(Self::err("GetSecretValue", e));
+            }
+        };
+        Ok((|| {
+            Some(SecretValue {
+                name: SecretName::new(out.name()?),
+                version_id: out.version_id()?.to_owned(),
+                value: to_secret(out.secret_string(), out.secret_binary())?,
+            })
+        })())
+    }
+}

@@ -1,0 +1,73 @@
+//! The snapshot stage: one redacted picture of everything a provisioning
+//! script can break, joined into the credential graph.
+//!
+//! * [`model`] — the `opsguard.snapshot/v1` document;
+//! * [`take`] — the reads, their order and batching;
+//! * [`graph`] — which service consumes which credential (pure);
+//! * [`fingerprint`] — keyed fingerprints instead of values.
+
+pub mod fingerprint;
+pub mod graph;
+pub mod model;
+pub mod take;
+
+use crate::config::{Config, EsAuth};
+use crate::model::SecretName;
+use crate::providers::aws::sdk_config;
+use crate::providers::ecs::AwsEcs;
+use crate::providers::elasticsearch::{AdminAuth, Es};
+use crate::providers::secretsmanager::AwsSecrets;
+use crate::providers::{Calls, ProviderError, SecretsReader};
+use fingerprint::FingerprintKey;
+use secrecy::SecretString;
+pub use take::Taken;
+
+/// Take a snapshot of the live environment the config describes.
+pub async fn take_live(config: &Config, key: &FingerprintKey) -> Result<Taken, ProviderError> {
+    let calls = Calls::default();
+    let sdk = sdk_config(&config.aws).await?;
+    let ecs = AwsEcs::new(&sdk, calls.clone());
+    let secrets = AwsSecrets::new(&sdk, calls.clone());
+    let admin = match &config.elasticsearch.auth {
+        EsAuth::Basic { username, password } => AdminAuth::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        },
+        EsAuth::ApiKey { encoded } => AdminAuth::ApiKey {
+            encoded: encoded.clone(),
+        },
+        EsAuth::BasicFromSecret { username, secret } => {
+            let v = secrets
+                .value_at(&SecretName::new(secret.as_str()), None, None)
+                .await?
+                .ok_or_else(|| {
+                    ProviderError::new(
+                        "Secrets Manager",
+                        "GetSecretValue",
+                        format!("the admin password secret {secret:?} (elasticsearch.password_secret) does not exist"),
+                    )
+                })?;
+            AdminAuth::Basic {
+                username: username.clone(),
+                password: SecretString::from(
+                    secrecy::ExposeSecret::expose_secret(&v.value).to_owned(),
+                ),
+            }
+        }
+    };
+    let es = Es::new(&config.elasticsearch, admin, calls.clone())?;
+    let mut url = config.elasticsearch.url.clone();
+    url.set_query(None);
+    take::take(
+        config,
+        take::Sources {
+            ecs: &ecs,
+            secrets: &secrets,
+            es: &es,
+            calls: &calls,
+            es_url: url.to_string(),
+        },
+        key,
+    )
+    .await
+}
