@@ -1,0 +1,22 @@
+//! Test harness for opsguard's integration tests.
+//!
+//! * [`ministack`] starts the AWS emulator (`ministack`, a Python program from
+//!   the workspace venv) and hands out isolated accounts on it.
+//! * [`replica`] seeds the environment of the 2021-07-27 incident: the
+//!   Elasticsearch users and role, their Secrets Manager secrets and the ECS
+//!   cluster whose services consume them.
+//! * [`cmd`] runs the `opsguard` binary with a bounded timeout, and scans its
+//!   output for leaked secrets.
+//!
+//! Everything here is test code: it panics instead of returning errors, with a
+//! message that says what to do next.
+
+pub mod cmd;
+pub mod ministack;
+mod process;
+pub mod replica;
+
+pub use cmd::{assert_no_leak, assert_no_leak_named, Cmd, Output};
+pub use ministack::{Account, Ministack};
+pub use process::is_alive;
+pub use replica::{seed, seed_at, write_config, Replica, ReplicaSecret, ReplicaService};
