@@ -53,6 +53,9 @@ pub enum EsAuth {
     BasicFromSecret { username: String, secret: String },
     /// An encoded API key (`base64(id:key)`) from an environment variable.
     ApiKey { encoded: SecretString },
+    /// Loaded for an offline command (`rules`, `diff`): the credential was
+    /// checked for form but not read.
+    Offline,
 }
 
 #[derive(Debug, Default)]
@@ -154,11 +157,16 @@ impl Config {
     /// variables through `env` (the process environment in production; a map
     /// in tests).
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigErrorKind::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = read(path)?;
         Self::parse(path, &text, env, time::OffsetDateTime::now_utc().date())
+    }
+
+    /// Load for a command that talks to no service (`rules`, `diff`): the
+    /// same validation, but opsguard's own credential is not read, so no
+    /// password needs to be in the environment.
+    pub fn load_offline(path: &Path) -> Result<Config, ConfigError> {
+        let text = read(path)?;
+        Self::parse_inner(path, &text, None, time::OffsetDateTime::now_utc().date())
     }
 
     /// Parse and validate config text. `today` decides which waivers have expired.
@@ -166,6 +174,15 @@ impl Config {
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
+        today: time::Date,
+    ) -> Result<Config, ConfigError> {
+        Self::parse_inner(path, text, Some(env), today)
+    }
+
+    fn parse_inner(
+        path: &Path,
+        text: &str,
+        env: Option<&dyn Fn(&str) -> Option<String>>,
         today: time::Date,
     ) -> Result<Config, ConfigError> {
         let err = |span: std::ops::Range<usize>, msg: String, help: Option<String>| {
@@ -243,19 +260,24 @@ impl Config {
         };
         let auth = if let Some(var) = &es.password_env {
             let username = need_username("password_env")?;
-            let password = read_env(env, var).map_err(|m| {
-                err(
-                    var.span(),
-                    m,
-                    Some(format!(
-                        "export {}=… before running opsguard",
-                        var.get_ref()
-                    )),
-                )
-            })?;
-            EsAuth::Basic {
-                username,
-                password: SecretString::from(password),
+            match env {
+                None => EsAuth::Offline,
+                Some(env) => {
+                    let password = read_env(env, var).map_err(|m| {
+                        err(
+                            var.span(),
+                            m,
+                            Some(format!(
+                                "export {}=… before running opsguard",
+                                var.get_ref()
+                            )),
+                        )
+                    })?;
+                    EsAuth::Basic {
+                        username,
+                        password: SecretString::from(password),
+                    }
+                }
             }
         } else if let Some(secret) = &es.password_secret {
             EsAuth::BasicFromSecret {
@@ -271,18 +293,23 @@ impl Config {
                     Some("remove username, or use password_env instead of api_key_env".into()),
                 ));
             }
-            let key = read_env(env, var).map_err(|m| {
-                err(
-                    var.span(),
-                    m,
-                    Some(format!(
-                        "export {}=… before running opsguard",
-                        var.get_ref()
-                    )),
-                )
-            })?;
-            EsAuth::ApiKey {
-                encoded: SecretString::from(key),
+            match env {
+                None => EsAuth::Offline,
+                Some(env) => {
+                    let key = read_env(env, var).map_err(|m| {
+                        err(
+                            var.span(),
+                            m,
+                            Some(format!(
+                                "export {}=… before running opsguard",
+                                var.get_ref()
+                            )),
+                        )
+                    })?;
+                    EsAuth::ApiKey {
+                        encoded: SecretString::from(key),
+                    }
+                }
             }
         };
         let base = path.parent().unwrap_or(Path::new("."));
@@ -422,6 +449,16 @@ impl Config {
             waivers,
         })
     }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        ConfigErrorKind::Read {
+            path: path.to_owned(),
+            source,
+        }
+        .into()
+    })
 }
 
 fn read_env(env: &dyn Fn(&str) -> Option<String>, var: &Spanned<String>) -> Result<String, String> {

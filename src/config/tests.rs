@@ -266,3 +266,20 @@ fn an_unreadable_file_is_an_error() {
     assert!(matches!(e.kind(), ConfigErrorKind::Read { .. }));
     assert!(e.to_string().contains("/nonexistent/opsguard.toml"));
 }
+
+#[test]
+fn offline_loading_needs_no_password_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("opsguard.toml");
+    std::fs::write(&path, DESIGN_EXAMPLE).unwrap();
+    let c = Config::load_offline(&path).unwrap();
+    assert!(matches!(c.elasticsearch.auth, EsAuth::Offline));
+    assert_eq!(c.waivers.len(), 1);
+    // Form is still checked.
+    std::fs::write(
+        &path,
+        DESIGN_EXAMPLE.replace("kind = \"elasticsearch-basic\"", "kind = \"x\""),
+    )
+    .unwrap();
+    assert!(Config::load_offline(&path).is_err());
+}

@@ -12,7 +12,7 @@ use super::fingerprint::FingerprintKey;
 use super::model::{
     ConsumerState, CredentialState, Probe, ProbeResult, SecretState, ServiceState, SourceState,
 };
-use crate::config::CredentialSpec;
+use crate::config::{CredentialKind, CredentialSpec};
 use crate::model::{SecretName, ServiceRef};
 use crate::providers::{ProbeAuth, TaskDefinition};
 use base64::Engine;
@@ -303,6 +303,7 @@ pub fn build(
             Err((principal, p)) => (principal, None, Some(p)),
         };
         let pinned = g.parts.iter().any(|p| p.3);
+        let origin = origin_key(spec.kind(), &g.parts);
         let consumers = g
             .consumers
             .into_iter()
@@ -330,6 +331,7 @@ pub fn build(
         creds.push((
             CredentialState {
                 id: String::new(),
+                origin,
                 kind: spec.kind(),
                 principal,
                 sources,
@@ -396,6 +398,39 @@ pub fn build(
     Graph { credentials, auth }
 }
 
+/// A canonical text of where each part comes from: the identity that joins a
+/// credential across two snapshots, whatever its id or principal became.
+fn origin_key(kind: CredentialKind, parts: &[(&'static str, String, Origin, bool)]) -> String {
+    let kind = match kind {
+        CredentialKind::ElasticsearchBasic => "elasticsearch-basic",
+        CredentialKind::ElasticsearchApiKey => "elasticsearch-api-key",
+    };
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|(role, env, origin, _)| {
+            let from = match origin {
+                Origin::Secret {
+                    name,
+                    json_key,
+                    version_stage,
+                    version_id,
+                } => format!(
+                    "secret:{name}:{}:{}:{}",
+                    json_key.as_deref().unwrap_or(""),
+                    version_stage.as_deref().unwrap_or(""),
+                    version_id.as_deref().unwrap_or("")
+                ),
+                Origin::Environment { fingerprint } => format!("environment:{fingerprint}"),
+                Origin::SsmParameter(p) => format!("ssm-parameter:{p}"),
+                Origin::Problem(p) => format!("problem:{p}"),
+                Origin::Missing => "missing".to_owned(),
+            };
+            format!("{role}={env}<-{from}")
+        })
+        .collect();
+    format!("{kind}|{}", parts.join("|"))
+}
+
 /// Where the credential's secret part (the last source: password, key or
 /// JSON) comes from: `secret[:json-key][@version-or-stage]`.
 fn qualifier(c: &CredentialState) -> String {
@@ -416,8 +451,13 @@ fn qualifier(c: &CredentialState) -> String {
 }
 
 fn base_id(c: &CredentialState) -> String {
-    c.principal
-        .clone()
+    // An API key's id changes every time the key is recreated; the secret
+    // that holds it does not, and names the credential across a rotation.
+    let principal = match c.kind {
+        CredentialKind::ElasticsearchApiKey => None,
+        CredentialKind::ElasticsearchBasic => c.principal.clone(),
+    };
+    principal
         .or_else(|| c.secrets.first().map(|s| s.to_string()))
         .or_else(|| c.sources.first().map(|s| s.env.clone()))
         .unwrap_or_else(|| "?".into())

@@ -36,6 +36,13 @@ pub async fn take_live(config: &Config, key: &FingerprintKey) -> Result<Taken, P
         EsAuth::ApiKey { encoded } => AdminAuth::ApiKey {
             encoded: encoded.clone(),
         },
+        EsAuth::Offline => {
+            return Err(ProviderError::new(
+                "Elasticsearch",
+                "configuration",
+                "the config was loaded for offline use; opsguard's own credential was not read",
+            ))
+        }
         EsAuth::BasicFromSecret { username, secret } => {
             let v = secrets
                 .value_at(&SecretName::new(secret.as_str()), None, None)

@@ -210,6 +210,9 @@ pub struct CredentialState {
     /// Stable name: the Elasticsearch user or API key id it resolves to, made
     /// unique with the secret's name when two credentials share a principal.
     pub id: String,
+    /// Where each part comes from, canonically: what joins this credential
+    /// across two snapshots (its id and principal may change with a rotation).
+    pub origin: String,
     pub kind: CredentialKind,
     /// The ES username (basic) or API key id (api key) the value resolves to.
     pub principal: Option<String>,

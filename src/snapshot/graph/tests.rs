@@ -347,9 +347,13 @@ fn api_keys_resolve_to_their_id_in_both_spellings() {
         let tds = [td("td/a", &[("es_apikey", vf)], &[])];
         let mut services = vec![service("prod-search-api", "td/a", 2)];
         let g = build_world(&specs, &mut services, &tds, &mut w);
-        assert_eq!(g.credentials[0].id, "key-id-1");
+        assert_eq!(
+            g.credentials[0].id, "es/apikey",
+            "named by its secret, stable across key rotation"
+        );
+        assert_eq!(g.credentials[0].principal.as_deref(), Some("key-id-1"));
         assert_eq!(g.credentials[0].kind, CredentialKind::ElasticsearchApiKey);
-        assert_eq!(password(&g, "key-id-1"), encoded);
+        assert_eq!(password(&g, "es/apikey"), encoded);
     }
     assert!(api_key_parts(&SecretString::from("no-colon-here")).is_none());
 }

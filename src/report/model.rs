@@ -1,0 +1,104 @@
+//! The report (`opsguard.report/v1`): what `run`, `check` and `diff` found and
+//! did. The JSON form is a contract (DESIGN.md, "Report JSON"): field names
+//! are stable; add fields, never rename them.
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "opsguard.report/v1";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    pub run_id: String,
+    /// `run`, `check` or `diff`.
+    pub subcommand: String,
+    /// The wrapped command (`run` only; empty otherwise).
+    pub command: Vec<String>,
+    /// Its exit code; `null` when it was not run or was killed by a signal.
+    pub command_exit: Option<i32>,
+    /// The signal that ended the command, if any (e.g. `SIGTERM`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_signal: Option<String>,
+    /// `block`, `rollback`, `redeploy` or `warn`.
+    pub mode: String,
+    pub outcome: Outcome,
+    /// Findings that are not waived, every severity, blocking ones first.
+    pub violations: Vec<Violation>,
+    /// Findings a waiver in the config turned off.
+    pub waived: Vec<Violation>,
+    pub remediation: Option<Remediation>,
+    pub exit_code: u8,
+    /// `--skip-preflight` was used: the environment was not checked before the command.
+    pub skip_preflight: bool,
+    /// Why pre-flight failed (`preflight_failed` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight_error: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    /// What changed between the snapshots, one line a change, in words.
+    pub changes: Vec<Change>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    #[default]
+    Ok,
+    Violated,
+    Remediated,
+    RemediationFailed,
+    PreflightFailed,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub rule: String,
+    /// `block`, `warn` or `info`.
+    pub severity: String,
+    /// The credential, service or secret id the rule fired on.
+    pub target: String,
+    pub message: String,
+    /// `cluster/service` of the services affected.
+    pub consumers: Vec<String>,
+    /// `rollback`, `redeploy`.
+    pub remedies: Vec<String>,
+    /// The rule's one-line summary and why it matters.
+    pub summary: String,
+    pub why: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<WaiverNote>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WaiverNote {
+    pub reason: String,
+    pub expires: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Remediation {
+    pub mode: String,
+    pub actions: Vec<Action>,
+    pub verified: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub kind: String,
+    pub target: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One change between the before and after snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// `user`, `role`, `secret`, `service`, `task`, `credential`.
+    pub kind: String,
+    pub target: String,
+    /// `added`, `removed` or `changed`.
+    pub change: String,
+    /// In words, e.g. `AWSCURRENT moved v1 → v2 (value changed)`. Never a secret value.
+    pub detail: String,
+}
