@@ -4,7 +4,9 @@
 
 use crate::config::ConfigError;
 use crate::exit;
+use crate::guard::command::SpawnError;
 use crate::providers::ProviderError;
+use crate::rules::RuleError;
 use miette::Diagnostic;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -14,6 +16,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rules(#[from] RuleError),
 
     #[error("cannot take a snapshot: {0}")]
     #[diagnostic(
@@ -33,6 +39,20 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error(transparent)]
+    #[diagnostic(
+        code(opsguard::spawn),
+        help("check the command after `--`: is it on PATH and executable? Nothing was changed by opsguard.")
+    )]
+    Spawn(#[from] SpawnError),
+
+    #[error("{}: {message}", path.display())]
+    #[diagnostic(
+        code(opsguard::snapshot_file),
+        help("pass files written by `opsguard snapshot -o FILE`")
+    )]
+    SnapshotFile { path: PathBuf, message: String },
+
     #[error("cannot write {}: {source}", path.display())]
     #[diagnostic(code(opsguard::output))]
     Output {
@@ -45,7 +65,11 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Output { .. } => exit::USAGE,
+            Error::Config(_)
+            | Error::Rules(_)
+            | Error::Spawn(_)
+            | Error::SnapshotFile { .. }
+            | Error::Output { .. } => exit::USAGE,
             Error::Snapshot(_) | Error::FingerprintKey { .. } => exit::PREFLIGHT_FAILED,
         }
     }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod exit;
 pub mod facts;
+pub mod guard;
 pub mod model;
 pub mod providers;
 pub mod report;

@@ -4,6 +4,11 @@
 //! goes to stderr (colour only on a terminal, never with `NO_COLOR`);
 //! machine output goes to stdout or a file.
 
+mod check;
+mod diff;
+mod output;
+mod rules;
+mod run;
 mod snapshot;
 
 use crate::config::Config;
@@ -48,8 +53,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a command with opsguard watching: snapshot before and after,
+    /// and judge the change.
+    Run(run::RunArgs),
+    /// Evaluate the steady-state rules on the live environment.
+    Check(check::CheckArgs),
     /// Write a redacted JSON snapshot of the environment.
     Snapshot(snapshot::SnapshotArgs),
+    /// Evaluate the rules on two snapshot files, offline.
+    Diff(diff::DiffArgs),
+    /// List the rules in force, or run their test cases.
+    Rules(rules::RulesArgs),
 }
 
 /// Entry point of the binary.
@@ -107,18 +121,57 @@ fn setup_output(verbose: u8) {
 
 /// Run a parsed command line and return the exit code.
 pub fn run(cli: Cli) -> Result<u8, Error> {
-    let config = Config::load(&cli.config, &|k| std::env::var(k).ok())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let env = |k: &str| std::env::var(k).ok();
+    match cli.command {
+        // Offline commands: the config is optional and no secret is read.
+        Command::Rules(args) => {
+            let config = offline_config(&cli.config)?;
+            rules::execute(config.as_ref(), args)
+        }
+        Command::Diff(args) => {
+            let config = offline_config(&cli.config)?;
+            diff::execute(config.as_ref(), args)
+        }
+        Command::Snapshot(args) => {
+            let config = Config::load(&cli.config, &env)?;
+            runtime()?.block_on(snapshot::execute(&config, args))
+        }
+        Command::Check(args) => {
+            let config = Config::load(&cli.config, &env)?;
+            runtime()?.block_on(check::execute(&config, args))
+        }
+        Command::Run(args) => {
+            let config = Config::load(&cli.config, &env)?;
+            runtime()?.block_on(run::execute(&config, args))
+        }
+    }
+}
+
+/// The config for a command that needs none: used when present (its rule
+/// paths, waivers, environments), skipped when the default file is absent.
+fn offline_config(path: &Path) -> Result<Option<Config>, Error> {
+    let explicit =
+        std::env::var_os("OPSGUARD_CONFIG").is_some() || path != Path::new("opsguard.toml");
+    if !explicit && !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Config::load_offline(path)?))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|source| Error::Output {
             path: PathBuf::from("<tokio runtime>"),
             source,
-        })?;
-    match cli.command {
-        Command::Snapshot(args) => runtime.block_on(snapshot::execute(&config, args)),
-    }
+        })
+}
+
+/// Whether human output on stderr may use colour.
+pub fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// `.opsguard/` beside the config file: run state and the fingerprint key.

@@ -18,6 +18,10 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use url::Url;
 
+/// Reads an environment variable: the process environment in production, a
+/// map in tests.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// The validated configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -29,6 +33,30 @@ pub struct Config {
     pub credentials: Vec<CredentialSpec>,
     pub rules: RulesConfig,
     pub waivers: Vec<Waiver>,
+    /// Service-name prefixes that name an environment (`prod-` → `prod`).
+    pub environment_prefixes: Vec<String>,
+}
+
+/// Prefixes recognised when the config names none.
+pub const DEFAULT_ENVIRONMENT_PREFIXES: [&str; 7] = [
+    "prod-",
+    "production-",
+    "stage-",
+    "staging-",
+    "dev-",
+    "test-",
+    "qa-",
+];
+
+/// The environment a service belongs to, from its name's prefix: the prefix
+/// without its trailing separator; empty when none matches.
+pub fn environment_of(service: &str, prefixes: &[String]) -> String {
+    prefixes
+        .iter()
+        .filter(|p| service.starts_with(p.as_str()))
+        .max_by_key(|p| p.len())
+        .map(|p| p.trim_end_matches(['-', '_', '.', '/']).to_owned())
+        .unwrap_or_default()
 }
 
 #[derive(Debug)]
@@ -182,7 +210,7 @@ impl Config {
     fn parse_inner(
         path: &Path,
         text: &str,
-        env: Option<&dyn Fn(&str) -> Option<String>>,
+        env: Option<EnvLookup<'_>>,
         today: time::Date,
     ) -> Result<Config, ConfigError> {
         let err = |span: std::ops::Range<usize>, msg: String, help: Option<String>| {
@@ -432,6 +460,28 @@ impl Config {
             });
         }
 
+        let environment_prefixes = match raw.environments {
+            None => DEFAULT_ENVIRONMENT_PREFIXES
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+            Some(e) => {
+                if let Some(bad) = e
+                    .prefixes
+                    .get_ref()
+                    .iter()
+                    .find(|p| p.trim_end_matches(['-', '_', '.', '/']).is_empty())
+                {
+                    return Err(err(
+                        e.prefixes.span(),
+                        format!("environment prefix {bad:?} names no environment"),
+                        Some("write prefixes like \"prod-\" and \"stage-\"".into()),
+                    ));
+                }
+                e.prefixes.into_inner()
+            }
+        };
+
         Ok(Config {
             path: path.to_owned(),
             elasticsearch: EsConfig {
@@ -447,6 +497,7 @@ impl Config {
             credentials,
             rules,
             waivers,
+            environment_prefixes,
         })
     }
 }

@@ -13,6 +13,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub credentials: Vec<Spanned<RawCredential>>,
     pub rules: Option<RawRules>,
+    pub environments: Option<RawEnvironments>,
     #[serde(default)]
     pub waivers: Vec<Spanned<RawWaiver>>,
 }
@@ -70,4 +71,10 @@ pub(super) struct RawWaiver {
     pub target: String,
     pub reason: String,
     pub expires: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEnvironments {
+    pub prefixes: Spanned<Vec<String>>,
 }

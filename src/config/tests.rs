@@ -283,3 +283,34 @@ fn offline_loading_needs_no_password_in_the_environment() {
     .unwrap();
     assert!(Config::load_offline(&path).is_err());
 }
+
+#[test]
+fn environments_come_from_service_name_prefixes() {
+    let c = parse(DESIGN_EXAMPLE).unwrap();
+    assert_eq!(
+        environment_of("prod-search-api", &c.environment_prefixes),
+        "prod"
+    );
+    assert_eq!(
+        environment_of("stage-items-api", &c.environment_prefixes),
+        "stage"
+    );
+    assert_eq!(environment_of("search-api", &c.environment_prefixes), "");
+    let c = parse(&format!(
+        "{DESIGN_EXAMPLE}\n[environments]\nprefixes = [\"live_\", \"live_eu_\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        environment_of("live_eu_search", &c.environment_prefixes),
+        "live_eu",
+        "longest prefix wins"
+    );
+    assert_eq!(
+        environment_of("prod-search-api", &c.environment_prefixes),
+        ""
+    );
+    assert!(err_line(&format!(
+        "{DESIGN_EXAMPLE}\n[environments]\nprefixes = [\"-\"]\n"
+    ))
+    .contains("names no environment"));
+}

@@ -69,6 +69,9 @@ impl Calls {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0.lock().expect("calls lock").clone()
     }
+    pub fn reset(&self) {
+        self.0.lock().expect("calls lock").clear();
+    }
     pub fn total(&self) -> u64 {
         self.0.lock().expect("calls lock").values().sum()
     }

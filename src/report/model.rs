@@ -33,6 +33,13 @@ pub struct Report {
     /// Why pre-flight failed (`preflight_failed` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preflight_error: Option<String>,
+    /// What stopped opsguard from finishing its check after the command ran
+    /// (the after snapshot or a probe failed): a human must look.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Notes for the reader, e.g. a remedy this version cannot apply.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
     pub started_at: String,
     pub finished_at: String,
     /// What changed between the snapshots, one line a change, in words.
@@ -94,7 +101,9 @@ pub struct Action {
 /// One change between the before and after snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Change {
-    /// `user`, `role`, `secret`, `service`, `task`, `credential`.
+    /// `api-key`, `cluster`, `credential`, `secret`, `service`, `task` or
+    /// `user` (see [`crate::report::changes::between`]; role changes are
+    /// `user` changes: a snapshot holds the users' roles, not role definitions).
     pub kind: String,
     pub target: String,
     /// `added`, `removed` or `changed`.

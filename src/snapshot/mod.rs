@@ -19,62 +19,97 @@ use crate::providers::elasticsearch::{AdminAuth, Es};
 use crate::providers::secretsmanager::AwsSecrets;
 use crate::providers::{Calls, ProviderError, SecretsReader};
 use fingerprint::FingerprintKey;
-use secrecy::SecretString;
 pub use take::Taken;
 
-/// Take a snapshot of the live environment the config describes.
-pub async fn take_live(config: &Config, key: &FingerprintKey) -> Result<Taken, ProviderError> {
-    let calls = Calls::default();
-    let sdk = sdk_config(&config.aws).await?;
-    let ecs = AwsEcs::new(&sdk, calls.clone());
-    let secrets = AwsSecrets::new(&sdk, calls.clone());
-    let admin = match &config.elasticsearch.auth {
-        EsAuth::Basic { username, password } => AdminAuth::Basic {
-            username: username.clone(),
-            password: password.clone(),
-        },
-        EsAuth::ApiKey { encoded } => AdminAuth::ApiKey {
-            encoded: encoded.clone(),
-        },
-        EsAuth::Offline => {
-            return Err(ProviderError::new(
-                "Elasticsearch",
-                "configuration",
-                "the config was loaded for offline use; opsguard's own credential was not read",
-            ))
-        }
-        EsAuth::BasicFromSecret { username, secret } => {
-            let v = secrets
-                .value_at(&SecretName::new(secret.as_str()), None, None)
-                .await?
-                .ok_or_else(|| {
-                    ProviderError::new(
-                        "Secrets Manager",
-                        "GetSecretValue",
-                        format!("the admin password secret {secret:?} (elasticsearch.password_secret) does not exist"),
-                    )
-                })?;
-            AdminAuth::Basic {
+/// Connections to the live environment, made once and used for every
+/// snapshot and probe of a command.
+pub struct Live {
+    ecs: AwsEcs,
+    secrets: AwsSecrets,
+    es: Es,
+    calls: Calls,
+    es_url: String,
+}
+
+impl Live {
+    pub async fn connect(config: &Config) -> Result<Live, ProviderError> {
+        let calls = Calls::default();
+        let sdk = sdk_config(&config.aws).await?;
+        let ecs = AwsEcs::new(&sdk, calls.clone());
+        let secrets = AwsSecrets::new(&sdk, calls.clone());
+        let admin = match &config.elasticsearch.auth {
+            EsAuth::Basic { username, password } => AdminAuth::Basic {
                 username: username.clone(),
-                password: SecretString::from(
-                    secrecy::ExposeSecret::expose_secret(&v.value).to_owned(),
-                ),
+                password: password.clone(),
+            },
+            EsAuth::ApiKey { encoded } => AdminAuth::ApiKey {
+                encoded: encoded.clone(),
+            },
+            EsAuth::Offline => {
+                return Err(ProviderError::new(
+                    "Elasticsearch",
+                    "configuration",
+                    "the config was loaded for offline use; opsguard's own credential was not read",
+                ))
             }
-        }
-    };
-    let es = Es::new(&config.elasticsearch, admin, calls.clone())?;
-    let mut url = config.elasticsearch.url.clone();
-    url.set_query(None);
-    take::take(
-        config,
-        take::Sources {
-            ecs: &ecs,
-            secrets: &secrets,
-            es: &es,
-            calls: &calls,
+            EsAuth::BasicFromSecret { username, secret } => {
+                let v = secrets
+                    .value_at(&SecretName::new(secret.as_str()), None, None)
+                    .await?
+                    .ok_or_else(|| {
+                        ProviderError::new(
+                            "Secrets Manager",
+                            "GetSecretValue",
+                            format!(
+                                "the admin password secret {secret:?} (elasticsearch.password_secret) does not exist"
+                            ),
+                        )
+                    })?;
+                AdminAuth::Basic {
+                    username: username.clone(),
+                    password: v.value,
+                }
+            }
+        };
+        let es = Es::new(&config.elasticsearch, admin, calls.clone())?;
+        let mut url = config.elasticsearch.url.clone();
+        url.set_query(None);
+        Ok(Live {
+            ecs,
+            secrets,
+            es,
+            calls,
             es_url: url.to_string(),
-        },
-        key,
-    )
-    .await
+        })
+    }
+
+    /// Take a snapshot; its `collection` counts this snapshot's calls only.
+    pub async fn take(
+        &self,
+        config: &Config,
+        key: &FingerprintKey,
+    ) -> Result<Taken, ProviderError> {
+        self.calls.reset();
+        take::take(
+            config,
+            take::Sources {
+                ecs: &self.ecs,
+                secrets: &self.secrets,
+                es: &self.es,
+                calls: &self.calls,
+                es_url: self.es_url.clone(),
+            },
+            key,
+        )
+        .await
+    }
+
+    pub fn es(&self) -> &Es {
+        &self.es
+    }
+}
+
+/// Take one snapshot of the live environment the config describes.
+pub async fn take_live(config: &Config, key: &FingerprintKey) -> Result<Taken, ProviderError> {
+    Live::connect(config).await?.take(config, key).await
 }

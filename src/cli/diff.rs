@@ -1,0 +1,67 @@
+//! `opsguard diff BEFORE.json AFTER.json`: the rules on two snapshot files,
+//! offline. No secret values exist in snapshots, so a before-value cannot be
+//! re-probed: where a value changed, `before_value_after` is `unknown`.
+
+use super::output::emit;
+use crate::config::Config;
+use crate::error::Error;
+use crate::guard::{self, Policy};
+use crate::report::Format;
+use crate::snapshot::model::{Snapshot, SCHEMA};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The snapshot before the change.
+    pub before: PathBuf,
+    /// The snapshot after the change.
+    pub after: PathBuf,
+
+    /// Also write the report to stdout in this format (human text always goes to stderr).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+
+    /// Write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+fn read(path: &Path) -> Result<Snapshot, Error> {
+    let err = |message: String| Error::SnapshotFile {
+        path: path.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
+    if value["schema"] != SCHEMA {
+        return Err(err(format!(
+            "not an {SCHEMA} document (schema is {})",
+            value["schema"]
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| err(format!("malformed snapshot: {e}")))
+}
+
+pub fn execute(config: Option<&Config>, args: DiffArgs) -> Result<u8, Error> {
+    let policy = match config {
+        Some(c) => Policy::from_config(c)?,
+        None => Policy::builtin()?,
+    };
+    let before = read(&args.before)?;
+    let after = read(&args.after)?;
+    let mut report = guard::new_report("diff", guard::new_run_id(), "diff");
+    if before.fingerprint_key_id != after.fingerprint_key_id {
+        report.notes.push(
+            "the snapshots were made with different fingerprint keys: value changes are judged by secret versions only"
+                .into(),
+        );
+    }
+    let findings = policy.evaluate(&policy.facts(&before, &after, "diff", None))?;
+    guard::settle_steady(&mut report, &findings);
+    report.changes = crate::report::changes::between(&before, &after);
+    let diff = crate::report::diff::text(&before, &after);
+    report.finished_at = guard::now_rfc3339();
+    emit(&report, Some(&diff), args.format, args.report.as_deref())
+}

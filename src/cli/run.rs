@@ -1,0 +1,85 @@
+//! `opsguard run -- CMD [ARGS...]`
+
+use super::output::emit;
+use super::state_dir;
+use crate::config::{Config, Mode};
+use crate::error::Error;
+use crate::guard::{self, run::RunOptions, Policy};
+use crate::report::Format;
+use crate::snapshot::fingerprint::FingerprintKey;
+use clap::{Args, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    Block,
+    Rollback,
+    Redeploy,
+    Warn,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Block => Mode::Block,
+            ModeArg::Rollback => Mode::Rollback,
+            ModeArg::Redeploy => Mode::Redeploy,
+            ModeArg::Warn => Mode::Warn,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What to do on a blocking violation (default: [rules] on_violation).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub on_violation: Option<ModeArg>,
+
+    /// Also write the report to stdout in this format (human text always goes to stderr).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+
+    /// Write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Run even if the environment already violates a blocking rule (for
+    /// repair scripts); the report records it.
+    #[arg(long)]
+    pub skip_preflight: bool,
+
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
+    let policy = Policy::from_config(config)?;
+    let dir = state_dir(config);
+    let key =
+        FingerprintKey::load_or_create(&dir, &|k| std::env::var(k).ok()).map_err(|source| {
+            Error::FingerprintKey {
+                dir: dir.clone(),
+                source,
+            }
+        })?;
+    let run_id = guard::new_run_id();
+    let opts = RunOptions {
+        mode: args
+            .on_violation
+            .map(Mode::from)
+            .unwrap_or(config.rules.on_violation),
+        skip_preflight: args.skip_preflight,
+        command: args.command,
+        run_dir: dir.join("runs").join(&run_id),
+        run_id,
+    };
+    let result = guard::run::run(config, &policy, &key, opts).await?;
+    emit(
+        &result.report,
+        result.diff.as_deref(),
+        args.format,
+        args.report.as_deref(),
+    )
+}

@@ -1,0 +1,125 @@
+//! Running the wrapped command as if opsguard were not there: same stdin,
+//! stdout, stderr, environment and working directory, its exit code recorded,
+//! and signals passed on.
+//!
+//! The child stays in opsguard's process group, so a terminal's Ctrl-C reaches
+//! it directly and an interactive script can still read the terminal. A signal
+//! sent to opsguard alone (`kill -TERM <opsguard>`, a CI runner cancelling the
+//! job) is forwarded to the child. SIGINT is forwarded only when it cannot
+//! have come from the terminal — otherwise the child would get it twice.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use thiserror::Error;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Debug, Error)]
+#[error("cannot start `{program}`: {source}")]
+pub struct SpawnError {
+    pub program: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// How the command ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// Its exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+}
+
+impl Ended {
+    /// The code a shell would report: the exit code, or 128 + the signal.
+    pub fn shell_code(&self) -> u8 {
+        match (self.code, self.signal) {
+            (Some(c), _) => u8::try_from(c & 0xff).unwrap_or(1),
+            (None, Some(s)) => u8::try_from((128 + s) & 0xff).unwrap_or(1),
+            (None, None) => 1,
+        }
+    }
+
+    pub fn signal_name(&self) -> Option<String> {
+        let s = self.signal?;
+        Some(
+            match s {
+                libc::SIGINT => "SIGINT",
+                libc::SIGTERM => "SIGTERM",
+                libc::SIGKILL => "SIGKILL",
+                libc::SIGHUP => "SIGHUP",
+                libc::SIGQUIT => "SIGQUIT",
+                libc::SIGSEGV => "SIGSEGV",
+                libc::SIGABRT => "SIGABRT",
+                libc::SIGPIPE => "SIGPIPE",
+                _ => return Some(format!("signal {s}")),
+            }
+            .to_owned(),
+        )
+    }
+}
+
+/// Whether a SIGINT we received was also delivered to the child by the
+/// terminal (we are in the terminal's foreground process group).
+fn terminal_delivers_sigint() -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    // SAFETY: plain queries of process state, no memory is passed.
+    unsafe { libc::tcgetpgrp(0) == libc::getpgrp() }
+}
+
+/// Run `argv` to completion, forwarding signals.
+pub async fn run(argv: &[OsString]) -> Result<Ended, SpawnError> {
+    let program = argv.first().cloned().unwrap_or_default();
+    let mut child = tokio::process::Command::new(&program)
+        .args(&argv[1..])
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|source| SpawnError {
+            program: program.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let pid = child.id().map(|p| p as libc::pid_t);
+    let forward = |sig: libc::c_int| {
+        if let Some(pid) = pid {
+            tracing::debug!(signal = sig, pid, "forwarding signal to the command");
+            // SAFETY: sending a signal to our own child, which we have not reaped yet.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+    };
+    let (mut int, mut term, mut hup, mut quit) = (
+        signal(SignalKind::interrupt()).ok(),
+        signal(SignalKind::terminate()).ok(),
+        signal(SignalKind::hangup()).ok(),
+        signal(SignalKind::quit()).ok(),
+    );
+    async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            _ = recv(&mut int) => if !terminal_delivers_sigint() { forward(libc::SIGINT) },
+            _ = recv(&mut term) => forward(libc::SIGTERM),
+            _ = recv(&mut hup) => forward(libc::SIGHUP),
+            _ = recv(&mut quit) => forward(libc::SIGQUIT),
+        }
+    };
+    let status = status.map_err(|source| SpawnError {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Ended {
+        code: status.code(),
+        signal: status.signal(),
+    })
+}

@@ -1,0 +1,190 @@
+//! `opsguard run -- CMD`: pre-flight, the command, and the verdict.
+
+use super::*;
+use crate::snapshot::fingerprint::FingerprintKey;
+use crate::snapshot::Live;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct RunOptions {
+    pub mode: Mode,
+    pub skip_preflight: bool,
+    pub command: Vec<OsString>,
+    /// `.opsguard/runs/RUN_ID`: before/after snapshots, facts and report land here.
+    pub run_dir: PathBuf,
+    pub run_id: String,
+}
+
+/// What a run produced: the report, and the before/after diff for people.
+pub struct RunResult {
+    pub report: Report,
+    pub diff: Option<String>,
+}
+
+/// Attempts at the after snapshot: the command may have left the world busy
+/// (a throttled API, a restarting node); the verdict is worth a short wait.
+const AFTER_ATTEMPTS: u32 = 3;
+
+fn save(dir: &std::path::Path, name: &str, value: &impl serde::Serialize) {
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| {
+        let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
+        bytes.push(b'\n');
+        std::fs::write(dir.join(name), bytes)
+    }) {
+        tracing::warn!(file = name, error = %e, "could not save run state");
+    }
+}
+
+pub async fn run(
+    config: &Config,
+    policy: &Policy,
+    key: &FingerprintKey,
+    opts: RunOptions,
+) -> Result<RunResult, command::SpawnError> {
+    let mut report = new_report("run", opts.run_id.clone(), mode_name(opts.mode));
+    report.command = opts
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    report.skip_preflight = opts.skip_preflight;
+
+    let preflight_failed = |mut report: Report, why: String| {
+        report.outcome = Outcome::PreflightFailed;
+        report.exit_code = exit::PREFLIGHT_FAILED;
+        report.preflight_error = Some(why);
+        report.finished_at = now_rfc3339();
+        save(&opts.run_dir, "report.json", &report);
+        RunResult { report, diff: None }
+    };
+
+    // 1. Pre-flight.
+    let live = match Live::connect(config).await {
+        Ok(l) => l,
+        Err(e) => {
+            return Ok(preflight_failed(
+                report,
+                format!("cannot take the before snapshot: {e}"),
+            ))
+        }
+    };
+    let before = match live.take(config, key).await {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(preflight_failed(
+                report,
+                format!("cannot take the before snapshot: {e}"),
+            ))
+        }
+    };
+    save(&opts.run_dir, "before.json", &before.snapshot);
+    let pre = match policy.evaluate(&policy.steady_facts(&before.snapshot, "check")) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(preflight_failed(
+                report,
+                format!("rule evaluation failed: {e}"),
+            ))
+        }
+    };
+    if pre.iter().any(is_blocking) {
+        if opts.skip_preflight {
+            report.notes.push(format!(
+                "--skip-preflight: the environment already violated {} blocking rule(s) before the command",
+                pre.iter().filter(|f| is_blocking(f)).count()
+            ));
+        } else {
+            record_findings(&mut report, &pre);
+            return Ok(preflight_failed(
+                report,
+                "the environment already violates a blocking rule; the command was not run (use --skip-preflight to run a repair)".into(),
+            ));
+        }
+    }
+
+    // 2. The command.
+    let ended = command::run(&opts.command).await?;
+    report.command_exit = ended.code;
+    report.command_signal = ended.signal_name();
+    let passthrough = ended.shell_code();
+
+    // 3. After, even if the command failed or was killed.
+    let mut after = None;
+    let mut last_err = None;
+    for attempt in 1..=AFTER_ATTEMPTS {
+        match live.take(config, key).await {
+            Ok(t) => {
+                after = Some(t);
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "after snapshot failed");
+                last_err = Some(e);
+                if attempt < AFTER_ATTEMPTS {
+                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                }
+            }
+        }
+    }
+    let unverifiable = |mut report: Report, why: String| {
+        report.outcome = Outcome::RemediationFailed;
+        report.exit_code = exit::REMEDY_FAILED;
+        report.error = Some(why);
+        report.finished_at = now_rfc3339();
+        save(&opts.run_dir, "report.json", &report);
+        RunResult { report, diff: None }
+    };
+    let Some(after) = after else {
+        let e = last_err.map(|e| e.to_string()).unwrap_or_default();
+        return Ok(unverifiable(
+            report,
+            format!("the command ran, but the after snapshot failed ({e}): what it changed is unknown; check by hand"),
+        ));
+    };
+    save(&opts.run_dir, "after.json", &after.snapshot);
+    let probes = match probe_before_values(live.es(), &before).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(unverifiable(
+                report,
+                format!("the command ran, but probing the credentials failed ({e}); check by hand"),
+            ))
+        }
+    };
+    let facts = policy.facts(&before.snapshot, &after.snapshot, "run", Some(&probes));
+    save(&opts.run_dir, "facts.json", &facts);
+    let findings = match policy.evaluate(&facts) {
+        Ok(f) => f,
+        Err(e) => {
+            return Ok(unverifiable(
+                report,
+                format!("rule evaluation failed after the command: {e}"),
+            ))
+        }
+    };
+    record_findings(&mut report, &findings);
+    report.changes = crate::report::changes::between(&before.snapshot, &after.snapshot);
+    let diff = crate::report::diff::text(&before.snapshot, &after.snapshot);
+
+    // 4. The verdict.
+    let blocking = findings.iter().any(is_blocking);
+    (report.outcome, report.exit_code) = match (blocking, opts.mode) {
+        (false, _) => (Outcome::Ok, passthrough),
+        (true, Mode::Warn) => (Outcome::Violated, passthrough),
+        (true, Mode::Block) => (Outcome::Violated, exit::VIOLATION),
+        (true, Mode::Rollback | Mode::Redeploy) => {
+            report.notes.push(format!(
+                "remedy `{}` is not available in this version of opsguard: nothing was changed; treat this as mode block",
+                mode_name(opts.mode)
+            ));
+            (Outcome::Violated, exit::VIOLATION)
+        }
+    };
+    report.finished_at = now_rfc3339();
+    save(&opts.run_dir, "report.json", &report);
+    Ok(RunResult {
+        report,
+        diff: Some(diff),
+    })
+}

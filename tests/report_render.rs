@@ -1,0 +1,703 @@
+//! Every report format, snapshotted with insta, for the reports that matter:
+//! the 2021-07-27 incident replayed under `opsguard run`, a clean run, a
+//! `check` with a warning and a waiver, and a pre-flight that failed.
+//!
+//! The snapshots are reviewed output: a change to what a person or a CI
+//! system reads shows up as a snapshot diff, not as a surprise. Times and run
+//! ids are filtered, so the snapshots hold only what the report says.
+
+use insta::Settings;
+use opsguard::config::CredentialKind;
+use opsguard::model::{SecretArn, SecretName, ServiceRef};
+use opsguard::report::model::*;
+use opsguard::report::{self, changes, diff, Format};
+use opsguard::snapshot::model::*;
+use time::format_description::well_known::Rfc3339;
+
+// ------------------------------------------------------------ the reports
+
+const CLUSTER: &str = "catalogue-api-2021-04-26";
+
+fn consumers(user: &str) -> Vec<String> {
+    vec![
+        format!("{CLUSTER}/prod-{user}-api"),
+        format!("{CLUSTER}/stage-{user}-api"),
+    ]
+}
+
+fn live_credential_broken(user: &str) -> Violation {
+    Violation {
+        rule: "live-credential-broken".into(),
+        severity: "block".into(),
+        target: user.into(),
+        message: format!(
+            "credential {user}: the value its 4 running tasks hold no longer authenticates \
+             (authenticated before the command, rejected after)"
+        ),
+        consumers: consumers(user),
+        remedies: vec!["rollback".into(), "redeploy".into()],
+        summary: "A credential used by running tasks stopped working".into(),
+        why: "Running tasks read their credentials once, at start-up: every request they \
+              make to Elasticsearch now fails with 401 until they are restarted or the old \
+              password is restored."
+            .into(),
+        waiver: None,
+    }
+}
+
+fn rotated_without_redeploy(user: &str) -> Violation {
+    Violation {
+        rule: "secret-rotated-without-redeploy".into(),
+        severity: "block".into(),
+        target: user.into(),
+        message: format!(
+            "elasticsearch/catalogue_api/{user}/password changed at 14:37:30, \
+             and 4 tasks that started before it are still running"
+        ),
+        consumers: consumers(user),
+        remedies: vec!["redeploy".into()],
+        summary: "A consumed secret changed and its consumers were not redeployed".into(),
+        why: "ECS injects secrets when a task starts; tasks started before the change keep \
+              the old value until a new deployment replaces them."
+            .into(),
+        waiver: None,
+    }
+}
+
+fn shared_across_environments(user: &str, waiver: Option<WaiverNote>) -> Violation {
+    Violation {
+        rule: "shared-credential-across-environments".into(),
+        severity: "warn".into(),
+        target: user.into(),
+        message: format!("credential {user} is used by prod and stage services"),
+        consumers: consumers(user),
+        remedies: vec![],
+        summary: "One credential serves several environments".into(),
+        why: "Rotating or breaking it for stage breaks prod too: on 2021-07-27 both went \
+              down together."
+            .into(),
+        waiver,
+    }
+}
+
+fn base(subcommand: &str, mode: &str) -> Report {
+    Report {
+        schema: opsguard::report::model::SCHEMA.into(),
+        run_id: "20210727T143700Z-3f2a".into(),
+        subcommand: subcommand.into(),
+        mode: mode.into(),
+        started_at: "2021-07-27T14:30:00Z".into(),
+        finished_at: "2021-07-27T14:38:02Z".into(),
+        ..Report::default()
+    }
+}
+
+/// The incident: the user script rotated `search` and `items` in ES and in
+/// Secrets Manager, and nothing restarted the tasks holding the old passwords.
+fn incident() -> (Report, String) {
+    let before = incident_before();
+    let after = incident_after();
+    let mut r = base("run", "block");
+    r.command = vec![
+        "python3".into(),
+        "examples/incident/create_elastic_users.py".into(),
+    ];
+    r.command_exit = Some(0);
+    r.outcome = Outcome::Violated;
+    r.exit_code = 11;
+    r.violations = vec![
+        live_credential_broken("items"),
+        live_credential_broken("search"),
+        rotated_without_redeploy("items"),
+        rotated_without_redeploy("search"),
+    ];
+    r.changes = changes::between(&before, &after);
+    (r, diff::text(&before, &after))
+}
+
+/// A run that changed an unused user's secret: nothing live, nothing wrong.
+fn ok() -> (Report, String) {
+    let before = incident_before();
+    let mut after = before.clone();
+    after.taken_at = at("2021-07-27T14:38:00Z");
+    after
+        .elasticsearch
+        .users
+        .push(user("new_tool", &["catalogue_read"]));
+    let mut r = base("run", "block");
+    r.command = vec!["./create-user.sh".into(), "new_tool".into()];
+    r.command_exit = Some(0);
+    r.outcome = Outcome::Ok;
+    r.exit_code = 0;
+    r.changes = changes::between(&before, &after);
+    (r, diff::text(&before, &after))
+}
+
+/// `opsguard check` on the replica: prod and stage share `items` (a warning)
+/// and `search` (waived in the config).
+fn check() -> Report {
+    let mut r = base("check", "check");
+    r.outcome = Outcome::Ok;
+    r.exit_code = 0;
+    r.violations = vec![shared_across_environments("items", None)];
+    r.waived = vec![shared_across_environments(
+        "search",
+        Some(WaiverNote {
+            reason: "prod and stage share users until ticket 123".into(),
+            expires: "2027-01-31".into(),
+        }),
+    )];
+    r
+}
+
+/// Pre-flight could not snapshot: the command must not have run.
+fn preflight_failed() -> Report {
+    let mut r = base("run", "rollback");
+    r.command = vec![
+        "python3".into(),
+        "examples/incident/create_elastic_users.py".into(),
+    ];
+    r.outcome = Outcome::PreflightFailed;
+    r.exit_code = 13;
+    r.preflight_error = Some(
+        "cannot take the before snapshot: Elasticsearch GET /_security/user: \
+         connection refused (https://catalogue.es.example:9243)"
+            .into(),
+    );
+    r
+}
+
+// ------------------------------------------------------------ the snapshots behind them
+
+fn at(s: &str) -> Timestamp {
+    Timestamp::parse(s, &Rfc3339).unwrap()
+}
+
+fn fp(hex2: &str) -> String {
+    format!("hmac-sha256:{}", hex2.repeat(16))
+}
+
+fn user(name: &str, roles: &[&str]) -> EsUser {
+    EsUser {
+        username: name.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        full_name: None,
+        email: None,
+        enabled: true,
+        metadata: serde_json::Map::new(),
+        reserved: false,
+    }
+}
+
+fn secret(name: &str, version: &str, hex2: &str) -> SecretState {
+    SecretState {
+        name: SecretName::new(name),
+        arn: Some(SecretArn::new(format!(
+            "arn:aws:secretsmanager:eu-west-1:000000000000:secret:{name}-AbCdEf"
+        ))),
+        exists: true,
+        created_date: Some(at("2021-04-26T10:00:00Z")),
+        last_changed_date: Some(at("2021-04-26T10:00:00Z")),
+        deleted_date: None,
+        current_version_id: Some(version.into()),
+        current_fingerprint: Some(fp(hex2)),
+        versions: vec![SecretVersionState {
+            version_id: version.into(),
+            stages: vec!["AWSCURRENT".into()],
+            created_date: Some(at("2021-04-26T10:00:00Z")),
+            fingerprint: Some(fp(hex2)),
+        }],
+        referenced_as: vec![],
+        consumers: vec![],
+    }
+}
+
+fn task(id: &str, started: &str, td: &str) -> TaskState {
+    TaskState {
+        arn: format!("arn:aws:ecs:eu-west-1:000000000000:task/{CLUSTER}/{id}"),
+        task_definition_arn: td.into(),
+        last_status: "RUNNING".into(),
+        desired_status: "RUNNING".into(),
+        health_status: Some("UNKNOWN".into()),
+        started_at: Some(at(started)),
+        created_at: Some(at(started)),
+        started_by: Some("ecs-svc/1".into()),
+    }
+}
+
+fn service(name: &str, started: &[&str]) -> ServiceState {
+    let td = format!("arn:aws:ecs:eu-west-1:000000000000:task-definition/{name}:1");
+    let n = started.len() as i32;
+    ServiceState {
+        service: ServiceRef::new(CLUSTER, name),
+        arn: format!("arn:aws:ecs:eu-west-1:000000000000:service/{CLUSTER}/{name}"),
+        status: "ACTIVE".into(),
+        desired_count: n,
+        running_count: n,
+        pending_count: 0,
+        task_definition: td.clone(),
+        launch_type: Some("FARGATE".into()),
+        deployments: vec![DeploymentState {
+            id: "ecs-svc/1".into(),
+            status: "PRIMARY".into(),
+            task_definition: td.clone(),
+            desired_count: n,
+            running_count: n,
+            pending_count: 0,
+            failed_tasks: 0,
+            rollout_state: Some("COMPLETED".into()),
+            rollout_state_reason: None,
+            created_at: Some(at("2021-04-26T10:00:00Z")),
+            updated_at: Some(at("2021-04-26T10:00:00Z")),
+        }],
+        tasks: started
+            .iter()
+            .enumerate()
+            .map(|(i, t)| task(&format!("{name}-{i}"), t, &td))
+            .collect(),
+        consumes: vec![],
+    }
+}
+
+fn credential(user: &str) -> CredentialState {
+    let secret = |f: &str| SecretName::new(format!("elasticsearch/catalogue_api/{user}/{f}"));
+    CredentialState {
+        id: user.into(),
+        origin: format!(
+            "elasticsearch-basic|username=es_username<-secret:{}:::|password=es_password<-secret:{}:::",
+            secret("username"),
+            secret("password")
+        ),
+        kind: CredentialKind::ElasticsearchBasic,
+        principal: Some(user.into()),
+        sources: vec![],
+        secrets: vec![secret("username"), secret("password")],
+        consumers: ["prod", "stage"]
+            .iter()
+            .map(|env| ConsumerState {
+                service: ServiceRef::new(CLUSTER, format!("{env}-{user}-api")),
+                containers: vec!["app".into()],
+                task_definitions: vec![],
+                running_tasks: if *env == "prod" { 3 } else { 1 },
+            })
+            .collect(),
+        pinned: false,
+        probe: Probe {
+            result: ProbeResult::Authenticated,
+            authenticated_as: Some(user.into()),
+            detail: None,
+        },
+    }
+}
+
+fn incident_before() -> Snapshot {
+    Snapshot {
+        schema: "opsguard.snapshot/v1".into(),
+        taken_at: at("2021-07-27T14:30:00Z"),
+        opsguard_version: "0.1.0".into(),
+        fingerprint_key_id: "k1:0011223344556677".into(),
+        elasticsearch: EsState {
+            url: "https://catalogue.es.example:9243".into(),
+            cluster_name: "catalogue".into(),
+            cluster_uuid: "u-1".into(),
+            version: "7.13.4".into(),
+            health: ClusterHealth {
+                status: "green".into(),
+                number_of_nodes: 3,
+                number_of_data_nodes: 3,
+                active_shards_percent: 100.0,
+            },
+            users: [
+                "search",
+                "items",
+                "diff_tool",
+                "replication_manager",
+                "internal_model_tool",
+            ]
+            .iter()
+            .map(|u| user(u, &["catalogue_read"]))
+            .collect(),
+            api_keys: vec![],
+        },
+        secrets: vec![
+            secret(
+                "elasticsearch/catalogue_api/items/password",
+                "1a1a1a1a-0000-4000-8000-000000000004",
+                "d4",
+            ),
+            secret(
+                "elasticsearch/catalogue_api/items/username",
+                "3c3c3c3c-0000-4000-8000-000000000003",
+                "c3",
+            ),
+            secret(
+                "elasticsearch/catalogue_api/search/password",
+                "5e5e5e5e-0000-4000-8000-000000000002",
+                "b2",
+            ),
+            secret(
+                "elasticsearch/catalogue_api/search/username",
+                "7a7a7a7a-0000-4000-8000-000000000001",
+                "a1",
+            ),
+        ],
+        services: vec![
+            service(
+                "prod-items-api",
+                &[
+                    "2021-07-27T14:00:01Z",
+                    "2021-07-27T14:00:02Z",
+                    "2021-07-27T14:00:03Z",
+                ],
+            ),
+            service(
+                "prod-search-api",
+                &[
+                    "2021-07-27T14:00:01Z",
+                    "2021-07-27T14:00:02Z",
+                    "2021-07-27T14:00:03Z",
+                ],
+            ),
+            service("stage-items-api", &["2021-07-27T14:00:04Z"]),
+            service("stage-search-api", &["2021-07-27T14:00:05Z"]),
+        ],
+        task_definitions: vec![],
+        credentials: vec![credential("items"), credential("search")],
+        collection: Collection::default(),
+    }
+}
+
+/// New AWSCURRENT versions for every consumed secret; new values for the
+/// passwords, the same values for the usernames. No task was replaced.
+fn incident_after() -> Snapshot {
+    let mut s = incident_before();
+    s.taken_at = at("2021-07-27T14:38:00Z");
+    for (name, version, hex2) in [
+        (
+            "items/password",
+            "2b2b2b2b-0000-4000-8000-000000000014",
+            "f6",
+        ),
+        (
+            "items/username",
+            "4d4d4d4d-0000-4000-8000-000000000013",
+            "c3",
+        ),
+        (
+            "search/password",
+            "6f6f6f6f-0000-4000-8000-000000000012",
+            "e5",
+        ),
+        (
+            "search/username",
+            "8b8b8b8b-0000-4000-8000-000000000011",
+            "a1",
+        ),
+    ] {
+        let name = format!("elasticsearch/catalogue_api/{name}");
+        let x = s
+            .secrets
+            .iter_mut()
+            .find(|x| x.name.as_str() == name)
+            .unwrap();
+        for v in &mut x.versions {
+            v.stages = vec!["AWSPREVIOUS".into()];
+        }
+        x.versions.push(SecretVersionState {
+            version_id: version.into(),
+            stages: vec!["AWSCURRENT".into()],
+            created_date: Some(at("2021-07-27T14:37:30Z")),
+            fingerprint: Some(fp(hex2)),
+        });
+        x.current_version_id = Some(version.into());
+        x.current_fingerprint = Some(fp(hex2));
+    }
+    s
+}
+
+// ------------------------------------------------------------ the tests
+
+const FORMATS: [(Format, &str); 4] = [
+    (Format::Human, "human"),
+    (Format::Json, "json"),
+    (Format::Markdown, "markdown"),
+    (Format::Junit, "junit"),
+];
+
+fn cases() -> Vec<(&'static str, Report, Option<String>)> {
+    let (incident, incident_diff) = incident();
+    let (ok, ok_diff) = ok();
+    vec![
+        ("incident", incident, Some(incident_diff)),
+        ("ok", ok, Some(ok_diff)),
+        ("check", check(), None),
+        ("preflight_failed", preflight_failed(), None),
+    ]
+}
+
+fn filtered() -> Settings {
+    let mut s = Settings::clone_current();
+    s.set_prepend_module_to_snapshot(false);
+    s.add_filter(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+        "[TIME]",
+    );
+    s.add_filter(r"\b\d{8}T\d{6}Z-[0-9a-f]{4}\b", "[RUN_ID]");
+    s.add_filter(r#"time="[0-9.]+""#, r#"time="[ELAPSED]""#);
+    s
+}
+
+#[test]
+fn every_format_of_every_report_is_as_reviewed() {
+    let settings = filtered();
+    for (name, report, diff) in cases() {
+        for (format, fname) in FORMATS {
+            let text = report::render(format, &report, diff.as_deref(), false);
+            settings.bind(|| insta::assert_snapshot!(format!("{name}_{fname}"), text));
+        }
+    }
+}
+
+#[test]
+fn the_human_report_leads_with_the_verdict() {
+    let first = |r: &Report, d: Option<&str>| {
+        report::render(Format::Human, r, d, false)
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (incident, d) = incident();
+    assert_eq!(
+        first(&incident, Some(&d)),
+        "BLOCKED: 4 blocking violations (command exited 0, exit 11)"
+    );
+    let (ok, d) = ok();
+    assert_eq!(
+        first(&ok, Some(&d)),
+        "OK: no blocking violation (command exited 0)"
+    );
+    assert_eq!(
+        first(&check(), None),
+        "OK: no blocking violation, 1 warning (exit 0)"
+    );
+    assert_eq!(
+        first(&preflight_failed(), None),
+        "PRE-FLIGHT FAILED: the environment could not be checked; the command was NOT run (exit 13)"
+    );
+}
+
+#[test]
+fn colour_codes_appear_only_when_asked_for_and_only_in_human_text() {
+    for (name, report, diff) in cases() {
+        let plain = report::render(Format::Human, &report, diff.as_deref(), false);
+        assert!(
+            !plain.contains('\x1b'),
+            "{name}: escape codes without colour"
+        );
+        let coloured = report::render(Format::Human, &report, diff.as_deref(), true);
+        assert!(coloured.contains("\x1b["), "{name}: no colour when asked");
+        // The same text underneath.
+        let stripped = strip_ansi(&coloured);
+        assert_eq!(stripped, plain, "{name}");
+        for (format, fname) in &FORMATS[1..] {
+            let text = report::render(*format, &report, diff.as_deref(), true);
+            assert!(!text.contains('\x1b'), "{name}: escape codes in {fname}");
+        }
+    }
+    let (incident, d) = incident();
+    let coloured = report::render(Format::Human, &incident, Some(&d), true);
+    assert!(
+        coloured.starts_with("\x1b[1;31mBLOCKED\x1b[0m: "),
+        "{coloured:?}"
+    );
+    assert!(coloured.contains("\x1b[1;31mblock\x1b[0m"), "block is red");
+    let check = report::render(Format::Human, &check(), None, true);
+    assert!(check.starts_with("\x1b[1;32mOK\x1b[0m"), "ok is green");
+    assert!(check.contains("\x1b[1;33mwarn \x1b[0m"), "warn is yellow");
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn junit_is_valid_xml_with_one_case_per_finding() {
+    for (name, report, diff) in cases() {
+        let xml = report::render(Format::Junit, &report, diff.as_deref(), false);
+        let parsed = quick_junit::Report::deserialize_from_str(&xml)
+            .unwrap_or_else(|e| panic!("{name}: JUnit does not parse: {e}\n{xml}"));
+        assert_eq!(parsed.test_suites.len(), 1, "{name}");
+        let suite = &parsed.test_suites[0];
+        assert_eq!(suite.name.as_str(), "opsguard");
+        let cases = xml.matches("<testcase").count();
+        assert_eq!(cases, suite.test_cases.len(), "{name}");
+        let blocking = report
+            .violations
+            .iter()
+            .filter(|v| v.severity == "block")
+            .count();
+        assert_eq!(xml.matches("<failure").count(), blocking, "{name}");
+        assert_eq!(suite.failures, blocking, "{name}");
+        assert_eq!(
+            xml.matches("<skipped").count(),
+            report.waived.len(),
+            "{name}"
+        );
+        match name {
+            "incident" => {
+                assert_eq!(cases, 4);
+                let names: Vec<&str> = suite.test_cases.iter().map(|c| c.name.as_str()).collect();
+                assert!(
+                    names.contains(&"live-credential-broken: search"),
+                    "{names:?}"
+                );
+                assert!(
+                    names.contains(&"secret-rotated-without-redeploy: items"),
+                    "{names:?}"
+                );
+            }
+            "ok" => {
+                assert_eq!(cases, 1);
+                assert_eq!(suite.test_cases[0].name.as_str(), "opsguard: no violations");
+            }
+            "check" => assert_eq!(cases, 2),
+            "preflight_failed" => {
+                assert_eq!(cases, 1);
+                assert_eq!(suite.errors, 1, "a failed pre-flight must not look green");
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn junit_survives_markup_in_messages() {
+    let mut r = check();
+    r.violations[0].message = "a <b> & \"c\" ]]> \x1b[31m\x07 d".into();
+    r.violations[0].severity = "block".into();
+    let xml = report::render(Format::Junit, &r, None, false);
+    let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!(parsed.failures, 1);
+    assert!(!xml.contains('\x1b') && !xml.contains('\x07'), "{xml}");
+}
+
+#[test]
+fn json_is_the_model_and_the_design_schema() {
+    let (incident, _) = incident();
+    let text = report::render(Format::Json, &incident, None, false);
+    let back: Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, incident);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["schema"], "opsguard.report/v1");
+    assert_eq!(v["outcome"], "violated");
+    assert_eq!(v["exit_code"], 11);
+    assert_eq!(v["violations"][1]["rule"], "live-credential-broken");
+    assert_eq!(
+        v["violations"][1]["consumers"][0],
+        "catalogue-api-2021-04-26/prod-search-api"
+    );
+}
+
+#[test]
+fn markdown_tables_survive_pipes_and_newlines() {
+    let mut r = check();
+    r.violations[0].message = "one | two\nthree".into();
+    let md = report::render(Format::Markdown, &r, None, false);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| warn |"))
+        .expect("a table row");
+    assert!(row.ends_with("| one \\| two<br>three |"), "{row}");
+    // Five columns: six unescaped pipes.
+    let unescaped = row.replace("\\|", "").matches('|').count();
+    assert_eq!(unescaped, 6, "{row}");
+}
+
+#[test]
+fn no_report_prints_a_fingerprint_beyond_eight_hex_digits() {
+    let before = incident_before();
+    let after = incident_after();
+    for (name, report, diff) in cases() {
+        for (format, fname) in FORMATS {
+            let text = report::render(format, &report, diff.as_deref(), false);
+            for s in before.secrets.iter().chain(&after.secrets) {
+                let hex = s.current_fingerprint.as_deref().unwrap();
+                let hex = hex.trim_start_matches("hmac-sha256:");
+                assert!(!text.contains(&hex[..9]), "{name} {fname}");
+            }
+            assert!(!text.contains("hmac-sha256"), "{name} {fname}");
+        }
+    }
+}
+
+#[test]
+fn remediation_notes_and_errors_are_shown() {
+    let (mut r, d) = incident();
+    r.mode = "rollback".into();
+    r.outcome = Outcome::RemediationFailed;
+    r.exit_code = 12;
+    r.notes = vec!["--skip-preflight: the environment already violated 1 blocking rule(s)".into()];
+    r.remediation = Some(Remediation {
+        mode: "rollback".into(),
+        actions: vec![
+            Action {
+                kind: "restore-secret-stage".into(),
+                target: "elasticsearch/catalogue_api/search/password".into(),
+                ok: true,
+                detail: None,
+            },
+            Action {
+                kind: "reset-es-password".into(),
+                target: "search".into(),
+                ok: false,
+                detail: Some("Elasticsearch answered 503".into()),
+            },
+        ],
+        verified: false,
+    });
+    let human = report::render(Format::Human, &r, Some(&d), false);
+    assert!(human.starts_with("REMEDIATION FAILED: 4 blocking violations; rollback failed, a human is needed (command exited 0, exit 12)\n"), "{human}");
+    assert!(human.contains("\nnote: --skip-preflight"), "{human}");
+    assert!(human.contains("remediation (rollback): NOT verified\n  ok     restore-secret-stage elasticsearch/catalogue_api/search/password\n  FAILED reset-es-password search: Elasticsearch answered 503\n"), "{human}");
+    let md = report::render(Format::Markdown, &r, Some(&d), false);
+    assert!(
+        md.contains("### Remediation (rollback): NOT verified"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **FAILED** reset-es-password `search`: Elasticsearch answered 503"),
+        "{md}"
+    );
+
+    // The after snapshot failed: no findings, yet no green CI either.
+    let mut r = base("run", "block");
+    r.command = vec!["true".into()];
+    r.command_exit = Some(0);
+    r.outcome = Outcome::RemediationFailed;
+    r.exit_code = 12;
+    r.error = Some("the command ran, but the after snapshot failed (timeout)".into());
+    let human = report::render(Format::Human, &r, None, false);
+    assert!(human.starts_with("UNVERIFIED: "), "{human}");
+    assert!(
+        human.contains("\nerror: the command ran, but the after snapshot failed (timeout)\n"),
+        "{human}"
+    );
+    let xml = report::render(Format::Junit, &r, None, false);
+    let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!(parsed.errors, 1, "{xml}");
+    assert!(!xml.contains("no violations"), "{xml}");
+}
