@@ -498,3 +498,73 @@ async fn sigterm_is_forwarded_and_the_after_check_still_runs() {
     assert_eq!(report["command_exit"], Value::Null);
     assert_eq!(report["outcome"], "ok");
 }
+
+#[tokio::test]
+async fn diff_judges_two_snapshot_files_offline() {
+    let env = setup().await;
+    let snap = |name: &str| {
+        let file = env.dir.path().join(name);
+        Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+            .envs(env.replica.env())
+            .args(["snapshot", "--config"])
+            .arg(&env.config)
+            .arg("-o")
+            .arg(&file)
+            .output()
+            .assert_code(0);
+        file
+    };
+    let before = snap("before.json");
+    Cmd::new(python())
+        .envs(env.replica.env())
+        .env("ES_URL", &env.replica.es_url)
+        .env("ES_PASSWORD", ADMIN_PW)
+        .arg(script("scenarios/rotate_secret_only.py"))
+        .output()
+        .assert_code(0);
+    let after = snap("after.json");
+    // No credentials in the environment: diff needs none.
+    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+        .env("NO_COLOR", "1")
+        .current_dir(env.dir.path())
+        .args(["diff", "--format", "json"])
+        .arg(&before)
+        .arg(&after)
+        .output();
+    out.assert_code(11);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["subcommand"], "diff");
+    let got = fired(&report);
+    for want in [
+        ("secret-out-of-sync", "search"),
+        ("secret-rotated-without-redeploy", "search"),
+    ] {
+        assert!(
+            got.contains(&(want.0.into(), want.1.into())),
+            "{want:?} missing from {got:?}"
+        );
+    }
+    assert!(
+        out.stderr.contains("@@ secrets @@"),
+        "the human diff: {}",
+        out.stderr
+    );
+
+    // The same file twice: nothing changed, only steady-state findings.
+    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+        .current_dir(env.dir.path())
+        .args(["diff", "--format", "json"])
+        .arg(&before)
+        .arg(&before)
+        .output();
+    out.assert_code(0);
+
+    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+        .current_dir(env.dir.path())
+        .args(["diff"])
+        .arg(&before)
+        .arg(env.config.clone())
+        .output();
+    out.assert_code(2);
+    assert!(out.stderr.contains("not JSON"), "{}", out.stderr);
+}

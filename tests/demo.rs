@@ -1,0 +1,52 @@
+//! The README's first command, `scripts/demo`, run end to end with the
+//! binaries this test build made (the demo itself builds release binaries
+//! when run by hand).
+
+use opsguard_testkit::ministack::{venv_dir, workspace_root};
+use opsguard_testkit::Cmd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[test]
+fn the_demo_replays_the_incident_and_opsguard_blocks_it() {
+    let opsguard = PathBuf::from(env!("CARGO_BIN_EXE_opsguard"));
+    let es_double = opsguard.with_file_name("es-double");
+    assert!(
+        es_double.exists(),
+        "{} is missing: run the workspace's tests (scripts/test builds every binary)",
+        es_double.display()
+    );
+    let out = Cmd::new(workspace_root().join("scripts/demo"))
+        .env("OPSGUARD_BIN", &opsguard)
+        .env("ES_DOUBLE_BIN", &es_double)
+        .env("OPSGUARD_VENV", venv_dir())
+        .env("NO_COLOR", "1")
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(workspace_root())
+        .timeout(Duration::from_secs(180))
+        .output();
+    out.assert_code(0);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("opsguard exited 11"), "{all}");
+    assert!(all.contains("live-credential-broken: search"), "{all}");
+    assert!(
+        all.contains("secret-rotated-without-redeploy: items"),
+        "{all}"
+    );
+    assert!(
+        all.contains("catalogue-api-2021-04-26/prod-search-api"),
+        "{all}"
+    );
+    // Every password in the demo — the admin's and those the 2021 script
+    // makes — is `secrets.token_hex()`: 32 or more hex digits. Nothing that
+    // long may appear (version ids have dashes, fingerprints are cut to 8).
+    let longest = all
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest < 32,
+        "a {longest}-hex-digit run in the demo's output looks like a password"
+    );
+}
