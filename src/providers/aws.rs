@@ -7,6 +7,7 @@ use crate::config::AwsConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use std::time::Duration;
 
 pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
@@ -47,4 +48,21 @@ pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
 /// The full text of an SDK error (its `Display` alone is often just "service error").
 pub(crate) fn describe_err<E: std::error::Error + 'static>(e: &E) -> String {
     aws_sdk_ecs::error::DisplayErrorContext(e).to_string()
+}
+
+/// `Code: message` of a service's error answer, as the service worded it;
+/// the full context (see [`describe_err`]) for anything else (a timeout, a
+/// refused connection), where the chain of causes is the useful part. The
+/// full context of a service error also dumps the raw HTTP response, which
+/// says nothing more and buries the message.
+pub(crate) fn sdk_err<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => describe_err(e),
+    }
 }

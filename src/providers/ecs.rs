@@ -1,13 +1,16 @@
-//! ECS, read-only: services, their deployments and tasks, task definitions.
+//! ECS: services, their deployments and tasks, task definitions for the
+//! snapshot; desired count, forced deployments and one service's state for
+//! the remedies.
 //!
 //! Calls are batched to the limits AWS enforces (DescribeServices 10 ids,
-//! DescribeTasks 100) even where an emulator would accept more, and tasks are
-//! listed once per cluster rather than once per service.
+//! DescribeTasks 100) even where an emulator would accept more, and a snapshot
+//! lists tasks once per cluster rather than once per service.
 
-use super::aws::describe_err;
-use super::{aws_time, Calls, Container, EcsReader, ProviderError, TaskDefinition};
+use super::aws::sdk_err;
+use super::{aws_time, Calls, Container, EcsReader, EcsWriter, ProviderError, TaskDefinition};
 use crate::model::ServiceRef;
 use crate::snapshot::model::{DeploymentState, ServiceState, TaskState};
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::DesiredStatus;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
@@ -30,8 +33,12 @@ impl AwsEcs {
         }
     }
 
-    fn err(op: &str, e: impl std::error::Error + 'static) -> ProviderError {
-        ProviderError::new("ECS", op, describe_err(&e))
+    fn err<E, R>(op: &str, e: SdkError<E, R>) -> ProviderError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        ProviderError::new("ECS", op, sdk_err(&e))
     }
 
     async fn list_service_arns(&self, cluster: &str) -> Result<Vec<String>, ProviderError> {
@@ -51,9 +58,11 @@ impl AwsEcs {
         Ok(arns)
     }
 
+    /// Task ARNs of a cluster, or of one service when `service` is given.
     async fn list_task_arns(
         &self,
         cluster: &str,
+        service: Option<&str>,
         status: DesiredStatus,
     ) -> Result<Vec<String>, ProviderError> {
         let mut arns = Vec::new();
@@ -61,6 +70,7 @@ impl AwsEcs {
             .client
             .list_tasks()
             .cluster(cluster)
+            .set_service_name(service.map(str::to_owned))
             .desired_status(status)
             .max_results(100)
             .into_paginator()
@@ -72,6 +82,79 @@ impl AwsEcs {
         }
         Ok(arns)
     }
+
+    /// Every task the cluster (or one service of it) wants running, plus
+    /// stopping ones that are still up (a draining task still serves with its
+    /// old credentials), each with the service it belongs to.
+    async fn live_tasks(
+        &self,
+        cluster: &str,
+        service: Option<&str>,
+    ) -> Result<Vec<(Option<String>, TaskState)>, ProviderError> {
+        let mut task_arns = self
+            .list_task_arns(cluster, service, DesiredStatus::Running)
+            .await?;
+        task_arns.extend(
+            self.list_task_arns(cluster, service, DesiredStatus::Stopped)
+                .await?,
+        );
+        task_arns.sort();
+        task_arns.dedup();
+        let chunks: Vec<Vec<String>> = task_arns
+            .chunks(DESCRIBE_TASKS_MAX)
+            .map(<[String]>::to_vec)
+            .collect();
+        let tasks: Vec<Vec<(Option<String>, TaskState)>> = stream::iter(chunks)
+            .map(|chunk| async move {
+                self.calls.hit("ecs:DescribeTasks");
+                let out = self
+                    .client
+                    .describe_tasks()
+                    .cluster(cluster)
+                    .set_tasks(Some(chunk))
+                    .send()
+                    .await
+                    .map_err(|e| Self::err("DescribeTasks", e))?;
+                if let Some(f) = out
+                    .failures()
+                    .iter()
+                    .find(|f| f.reason() != Some("MISSING"))
+                {
+                    return Err(ProviderError::new(
+                        "ECS",
+                        "DescribeTasks",
+                        format!("{}: {}", f.arn().unwrap_or("?"), f.reason().unwrap_or("?")),
+                    ));
+                }
+                Ok(out
+                    .tasks()
+                    .iter()
+                    .filter(|t| {
+                        t.last_status() != Some("STOPPED") && t.last_status() != Some("DELETED")
+                    })
+                    .map(|t| {
+                        let svc = t
+                            .group()
+                            .and_then(|g| g.strip_prefix("service:"))
+                            .map(str::to_owned);
+                        (svc, task_state(t))
+                    })
+                    .collect())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(tasks.into_iter().flatten().collect())
+    }
+}
+
+/// Oldest first, then by ARN: a stable order for snapshots and diffs.
+fn sort_tasks(tasks: &mut [TaskState]) {
+    tasks.sort_by(|a, b| {
+        a.started_at
+            .cmp(&b.started_at)
+            .then_with(|| a.arn.cmp(&b.arn))
+    });
 }
 
 fn service_state(cluster: &str, s: &aws_sdk_ecs::types::Service) -> ServiceState {
@@ -199,70 +282,16 @@ impl EcsReader for AwsEcs {
             .await?;
         let mut services: Vec<ServiceState> = described.into_iter().flatten().collect();
 
-        // Tasks: every task the cluster wants running, plus stopping ones that
-        // are still up (a draining task still serves with its old credentials).
-        let mut task_arns = self.list_task_arns(cluster, DesiredStatus::Running).await?;
-        task_arns.extend(self.list_task_arns(cluster, DesiredStatus::Stopped).await?);
-        task_arns.sort();
-        task_arns.dedup();
-        let chunks: Vec<Vec<String>> = task_arns
-            .chunks(DESCRIBE_TASKS_MAX)
-            .map(<[String]>::to_vec)
-            .collect();
-        let tasks: Vec<Vec<(Option<String>, TaskState)>> = stream::iter(chunks)
-            .map(|chunk| async move {
-                self.calls.hit("ecs:DescribeTasks");
-                let out = self
-                    .client
-                    .describe_tasks()
-                    .cluster(cluster)
-                    .set_tasks(Some(chunk))
-                    .send()
-                    .await
-                    .map_err(|e| Self::err("DescribeTasks", e))?;
-                if let Some(f) = out
-                    .failures()
-                    .iter()
-                    .find(|f| f.reason() != Some("MISSING"))
-                {
-                    return Err(ProviderError::new(
-                        "ECS",
-                        "DescribeTasks",
-                        format!("{}: {}", f.arn().unwrap_or("?"), f.reason().unwrap_or("?")),
-                    ));
-                }
-                Ok(out
-                    .tasks()
-                    .iter()
-                    .filter(|t| {
-                        t.last_status() != Some("STOPPED") && t.last_status() != Some("DELETED")
-                    })
-                    .map(|t| {
-                        let svc = t
-                            .group()
-                            .and_then(|g| g.strip_prefix("service:"))
-                            .map(str::to_owned);
-                        (svc, task_state(t))
-                    })
-                    .collect())
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
+        let tasks = self.live_tasks(cluster, None).await?;
         let mut by_service: BTreeMap<String, Vec<TaskState>> = BTreeMap::new();
-        for (svc, task) in tasks.into_iter().flatten() {
+        for (svc, task) in tasks {
             if let Some(svc) = svc {
                 by_service.entry(svc).or_default().push(task);
             }
         }
         for s in &mut services {
-            let mut tasks = by_service.remove(&s.service.service).unwrap_or_default();
-            tasks.sort_by(|a, b| {
-                a.started_at
-                    .cmp(&b.started_at)
-                    .then_with(|| a.arn.cmp(&b.arn))
-            });
-            s.tasks = tasks;
+            s.tasks = by_service.remove(&s.service.service).unwrap_or_default();
+            sort_tasks(&mut s.tasks);
         }
         services.sort_by(|a, b| a.service.cmp(&b.service));
         Ok(services)
@@ -311,5 +340,126 @@ impl EcsReader for AwsEcs {
                 })
                 .collect(),
         })
+    }
+}
+
+// Retries: the SDK retries UpdateService on throttling and transient errors
+// only. Setting a desired count is idempotent. Forcing a new deployment is
+// not strictly so — a retry whose first attempt landed starts a second
+// rollout — but the outcome asked for is the same (every task replaced by one
+// started after the call), so a bounded retry is safe there too.
+impl EcsWriter for AwsEcs {
+    async fn set_desired_count(
+        &self,
+        service: &ServiceRef,
+        desired: i32,
+    ) -> Result<(), ProviderError> {
+        if desired < 0 {
+            // ministack accepts a negative count; AWS does not.
+            return Err(ProviderError::new(
+                "ECS",
+                "UpdateService",
+                format!("{service}: desired count {desired} is negative"),
+            ));
+        }
+        tracing::debug!(%service, desired, "setting the desired count");
+        self.calls.hit("ecs:UpdateService");
+        self.client
+            .update_service()
+            .cluster(&service.cluster)
+            .service(&service.service)
+            .desired_count(desired)
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::new(
+                    "ECS",
+                    "UpdateService",
+                    format!(
+                        "{service}: setting desired count {desired}: {}",
+                        sdk_err(&e)
+                    ),
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn force_new_deployment(&self, service: &ServiceRef) -> Result<(), ProviderError> {
+        tracing::debug!(%service, "forcing a new deployment");
+        self.calls.hit("ecs:UpdateService");
+        self.client
+            .update_service()
+            .cluster(&service.cluster)
+            .service(&service.service)
+            .force_new_deployment(true)
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::new(
+                    "ECS",
+                    "UpdateService",
+                    format!("{service}: forcing a new deployment: {}", sdk_err(&e)),
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn service(&self, service: &ServiceRef) -> Result<ServiceState, ProviderError> {
+        self.calls.hit("ecs:DescribeServices");
+        let out = self
+            .client
+            .describe_services()
+            .cluster(&service.cluster)
+            .services(&service.service)
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::new(
+                    "ECS",
+                    "DescribeServices",
+                    format!("{service}: {}", sdk_err(&e)),
+                )
+            })?;
+        if let Some(f) = out.failures().first() {
+            let reason = match f.reason() {
+                Some("MISSING") => "does not exist".to_owned(),
+                r => r.unwrap_or("?").to_owned(),
+            };
+            return Err(ProviderError::new(
+                "ECS",
+                "DescribeServices",
+                format!("service {service} {reason}"),
+            ));
+        }
+        let Some(found) = out.services().iter().find(|s| {
+            s.service_name() == Some(service.service.as_str())
+                || s.service_arn() == Some(service.service.as_str())
+        }) else {
+            return Err(ProviderError::new(
+                "ECS",
+                "DescribeServices",
+                format!("service {service} does not exist"),
+            ));
+        };
+        if found.status() == Some("INACTIVE") {
+            return Err(ProviderError::new(
+                "ECS",
+                "DescribeServices",
+                format!("service {service} was deleted (INACTIVE)"),
+            ));
+        }
+        let mut state = service_state(&service.cluster, found);
+        let name = found.service_name().unwrap_or(&service.service).to_owned();
+        state.tasks = self
+            .live_tasks(&service.cluster, Some(&name))
+            .await?
+            .into_iter()
+            // ListTasks(serviceName) is the filter; ministack also matches a
+            // task whose startedBy is the name, so check the group as well.
+            .filter(|(svc, _)| svc.as_deref().is_none_or(|s| s == name))
+            .map(|(_, t)| t)
+            .collect();
+        sort_tasks(&mut state.tasks);
+        Ok(state)
     }
 }

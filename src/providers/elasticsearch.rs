@@ -6,10 +6,16 @@
 //! credentials. The client returns non-2xx answers as `Ok(Response)`, so each
 //! call checks the status itself; transient failures (connection errors, 429,
 //! 502, 503, 504) are retried with backoff, a bounded number of times.
+//!
+//! The writes (password, user, enabled flag; see [`EsWriter`]) go through the
+//! admin transport and the same retries. Retrying a write is only safe when
+//! sending it twice changes nothing more than sending it once; every write
+//! here sets a state (this password, this user document, enabled = this), so
+//! it is.
 
 use super::{
-    ApiKeyState, Calls, ClusterHealth, ClusterInfo, EsReader, EsUser, ProbeAuth, ProbeOutcome,
-    ProviderError,
+    ApiKeyState, Calls, ClusterHealth, ClusterInfo, EsReader, EsUser, EsWriter, ProbeAuth,
+    ProbeOutcome, ProviderError,
 };
 use crate::config::EsConfig;
 use base64::Engine;
@@ -20,10 +26,14 @@ use elasticsearch::http::headers::{HeaderValue, AUTHORIZATION};
 use elasticsearch::http::response::Response;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::StatusCode;
-use elasticsearch::security::SecurityGetUserParts;
+use elasticsearch::security::{
+    SecurityChangePasswordParts, SecurityDisableUserParts, SecurityEnableUserParts,
+    SecurityGetUserParts, SecurityPutUserParts,
+};
 use elasticsearch::Elasticsearch;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::future::Future;
 use std::time::Duration;
 
@@ -312,5 +322,226 @@ impl EsReader for Es {
                 format!("HTTP {}: {}", status.as_u16(), es_reason(&body)),
             )),
         }
+    }
+}
+
+/// The body of `POST /_security/user/{name}/_password`.
+#[derive(Serialize)]
+struct PasswordBody<'a> {
+    #[serde(serialize_with = "expose")]
+    password: &'a SecretString,
+}
+
+/// The body of `PUT /_security/user/{name}`. `PUT` replaces the user
+/// document, so a field left out is cleared — except the password, which is
+/// kept when absent.
+#[derive(Serialize)]
+struct PutUserBody<'a> {
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_some"
+    )]
+    password: Option<&'a SecretString>,
+    roles: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    full_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    metadata: Map<String, Value>,
+    enabled: bool,
+}
+
+/// The one place a password leaves its `SecretString`: straight into the
+/// request body's bytes as it is serialised.
+fn expose<S: serde::Serializer>(secret: &&SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
+}
+
+fn expose_some<S: serde::Serializer>(
+    secret: &Option<&SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Metadata as Elasticsearch accepts it back: keys starting with `_` are
+/// reserved (`_reserved`, `_deprecated`, …) and a PUT carrying one is refused.
+fn writable_metadata(metadata: &Map<String, Value>) -> Map<String, Value> {
+    metadata
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Blank out `secret` wherever it appears in an error's text. Elasticsearch
+/// does not echo passwords in its errors, and a transport error names the
+/// URL, not the body; this holds the line should either ever change.
+fn scrub(mut e: ProviderError, secret: Option<&SecretString>) -> ProviderError {
+    if let Some(secret) = secret {
+        let s = secret.expose_secret();
+        if !s.is_empty() && e.message.contains(s) {
+            e.message = e.message.replace(s, "[redacted]");
+        }
+    }
+    e
+}
+
+impl EsWriter for Es {
+    async fn set_password(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<(), ProviderError> {
+        const OP: &str = "security.change_password";
+        tracing::debug!(username, "setting an Elasticsearch password");
+        let body = PasswordBody { password };
+        let security = self.admin.security();
+        let result = async {
+            let (status, reply) = self
+                .send(OP, || {
+                    security
+                        .change_password(SecurityChangePasswordParts::Username(username))
+                        .body(&body)
+                        .send()
+                })
+                .await?;
+            Self::expect_ok(OP, status, &reply)
+                .map_err(|e| err(OP, format!("user [{username}]: {}", e.message)))
+        }
+        .await;
+        result.map_err(|e| scrub(e, Some(password)))
+    }
+
+    async fn put_user(
+        &self,
+        user: &EsUser,
+        password: Option<&SecretString>,
+    ) -> Result<(), ProviderError> {
+        const OP: &str = "security.put_user";
+        let username = user.username.as_str();
+        if user.reserved {
+            return Err(err(
+                OP,
+                format!("user [{username}] is reserved: only its password can be changed"),
+            ));
+        }
+        tracing::debug!(
+            username,
+            with_password = password.is_some(),
+            "putting an Elasticsearch user"
+        );
+        let body = PutUserBody {
+            password,
+            roles: &user.roles,
+            full_name: user.full_name.as_deref(),
+            email: user.email.as_deref(),
+            metadata: writable_metadata(&user.metadata),
+            enabled: user.enabled,
+        };
+        let security = self.admin.security();
+        let result = async {
+            let (status, reply) = self
+                .send(OP, || {
+                    security
+                        .put_user(SecurityPutUserParts::Username(username))
+                        .body(&body)
+                        .send()
+                })
+                .await?;
+            Self::expect_ok(OP, status, &reply)
+                .map_err(|e| err(OP, format!("user [{username}]: {}", e.message)))
+        }
+        .await;
+        result.map_err(|e| scrub(e, password))
+    }
+
+    async fn set_enabled(&self, username: &str, enabled: bool) -> Result<(), ProviderError> {
+        tracing::debug!(
+            username,
+            enabled,
+            "setting an Elasticsearch user's enabled flag"
+        );
+        let security = self.admin.security();
+        let (op, (status, reply)) = if enabled {
+            let op = "security.enable_user";
+            let r = self
+                .send(op, || {
+                    security
+                        .enable_user(SecurityEnableUserParts::Username(username))
+                        .send()
+                })
+                .await?;
+            (op, r)
+        } else {
+            let op = "security.disable_user";
+            let r = self
+                .send(op, || {
+                    security
+                        .disable_user(SecurityDisableUserParts::Username(username))
+                        .send()
+                })
+                .await?;
+            (op, r)
+        };
+        Self::expect_ok(op, status, &reply)
+            .map_err(|e| err(op, format!("user [{username}]: {}", e.message)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_blanks_the_secret_out_of_an_error() {
+        let pw = SecretString::from("hunter2-abcdef".to_owned());
+        let e = err(
+            "op",
+            "HTTP 400: echoed hunter2-abcdef twice: hunter2-abcdef",
+        );
+        let e = scrub(e, Some(&pw));
+        assert_eq!(e.message, "HTTP 400: echoed [redacted] twice: [redacted]");
+        assert!(!e.to_string().contains("hunter2"));
+        let untouched = scrub(err("op", "nothing to see"), Some(&pw));
+        assert_eq!(untouched.message, "nothing to see");
+    }
+
+    #[test]
+    fn bodies_carry_the_password_and_drop_reserved_metadata() {
+        let pw = SecretString::from("s3cret-pw".to_owned());
+        let body = serde_json::to_value(PasswordBody { password: &pw }).unwrap();
+        assert_eq!(body, serde_json::json!({"password": "s3cret-pw"}));
+
+        let mut metadata = Map::new();
+        metadata.insert("_reserved".into(), Value::Bool(false));
+        metadata.insert("team".into(), Value::from("catalogue"));
+        let roles = vec!["catalogue_read".to_owned()];
+        let without = PutUserBody {
+            password: None,
+            roles: &roles,
+            full_name: Some("Search"),
+            email: None,
+            metadata: writable_metadata(&metadata),
+            enabled: true,
+        };
+        assert_eq!(
+            serde_json::to_value(&without).unwrap(),
+            serde_json::json!({
+                "roles": ["catalogue_read"], "full_name": "Search",
+                "metadata": {"team": "catalogue"}, "enabled": true
+            })
+        );
+        let with = PutUserBody {
+            password: Some(&pw),
+            ..without
+        };
+        assert_eq!(
+            serde_json::to_value(&with).unwrap()["password"],
+            "s3cret-pw"
+        );
     }
 }

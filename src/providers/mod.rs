@@ -9,6 +9,16 @@
 //! Retries: the AWS SDK's standard retry mode (throttling and transient errors,
 //! with backoff, bounded attempts); Elasticsearch calls get the same treatment
 //! in [`elasticsearch`].
+//!
+//! Each service has a reader, used by the snapshot, and a writer, used only by
+//! the remedies (rollback, redeploy). Every write sets a state rather than
+//! applying a change (move this stage to that version, set this password,
+//! set the desired count to N), so sending it twice — a retry whose first
+//! attempt landed, a remedy resumed after a crash — ends in the same state.
+//! The writers lean on that: they retry like the readers, and where the
+//! service itself would reject a repeat (Secrets Manager refuses to move a
+//! stage off a version that no longer carries it), they check the state first
+//! and do nothing when it is already the one asked for.
 
 // The traits are used with static dispatch inside one task (no `Send` bound
 // is needed), which is the case the lint warns about not covering.
@@ -19,7 +29,7 @@ pub mod ecs;
 pub mod elasticsearch;
 pub mod secretsmanager;
 
-use crate::model::{SecretArn, SecretName};
+use crate::model::{SecretArn, SecretName, ServiceRef};
 use crate::snapshot::model::{
     ApiKeyState, ClusterHealth, EsUser, SecretVersionState, ServiceState, Timestamp,
 };
@@ -142,6 +152,25 @@ pub trait SecretsReader {
     ) -> Result<Option<SecretValue>, ProviderError>;
 }
 
+/// The write side of Secrets Manager, for rollback.
+pub trait SecretsWriter {
+    /// UpdateSecretVersionStage: move AWSCURRENT to `to_version`, removing it
+    /// from `from_version` (AWS requires RemoveFromVersionId when the stage is
+    /// attached elsewhere). Idempotent: if AWSCURRENT is already on
+    /// `to_version`, nothing is sent. Refuses, without acting, when AWSCURRENT
+    /// is on neither version (the secret changed again since the snapshot
+    /// named `from_version`) or the secret is scheduled for deletion.
+    async fn move_current(
+        &self,
+        name: &SecretName,
+        to_version: &str,
+        from_version: &str,
+    ) -> Result<(), ProviderError>;
+    /// RestoreSecret: cancel a scheduled deletion. Idempotent: a secret that
+    /// is not scheduled for deletion is left alone.
+    async fn restore_secret(&self, name: &SecretName) -> Result<(), ProviderError>;
+}
+
 /// What `GET /` says.
 #[derive(Clone, Debug)]
 pub struct ClusterInfo {
@@ -179,6 +208,50 @@ pub trait EsReader {
     async fn api_key(&self, id: &str) -> Result<ApiKeyState, ProviderError>;
     /// `GET /_security/_authenticate` with the given credentials.
     async fn authenticate(&self, auth: &ProbeAuth) -> Result<ProbeOutcome, ProviderError>;
+}
+
+/// The write side of Elasticsearch's user API, for rollback. Passwords are
+/// exposed only while the request body is serialised, and scrubbed from any
+/// error text that might echo them.
+pub trait EsWriter {
+    /// `POST /_security/user/{name}/_password`
+    async fn set_password(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<(), ProviderError>;
+    /// `PUT /_security/user/{name}` with roles, full_name, email, metadata
+    /// (minus reserved `_` keys) and enabled from `user`; with `password` when
+    /// given (recreating a deleted user), without it otherwise (the password
+    /// is kept). Refuses reserved users (only their password can change).
+    async fn put_user(
+        &self,
+        user: &EsUser,
+        password: Option<&SecretString>,
+    ) -> Result<(), ProviderError>;
+    /// `/_security/user/{name}/_enable` or `/_disable` (Elasticsearch takes
+    /// PUT or POST; the client sends POST).
+    async fn set_enabled(&self, username: &str, enabled: bool) -> Result<(), ProviderError>;
+}
+
+/// The write side of ECS, for rollback (desired count) and redeploy.
+pub trait EcsWriter {
+    /// UpdateService with `desiredCount`. A negative count is refused
+    /// without a call.
+    async fn set_desired_count(
+        &self,
+        service: &ServiceRef,
+        desired: i32,
+    ) -> Result<(), ProviderError>;
+    /// UpdateService with `forceNewDeployment`: every task is replaced by one
+    /// started after the call, on the same task definition.
+    async fn force_new_deployment(&self, service: &ServiceRef) -> Result<(), ProviderError>;
+    /// One service with its deployments and its running (or about-to-run, or
+    /// still-draining) tasks — DescribeServices + ListTasks(serviceName) +
+    /// DescribeTasks — for waiting on a rollout. `consumes` is left empty
+    /// (that is the snapshot's credential graph). Err if the service does not
+    /// exist or was deleted.
+    async fn service(&self, service: &ServiceRef) -> Result<ServiceState, ProviderError>;
 }
 
 /// Convert an AWS timestamp.

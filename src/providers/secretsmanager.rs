@@ -1,20 +1,26 @@
-//! Secrets Manager, read-only.
+//! Secrets Manager: reads for the snapshot, two writes for rollback (move
+//! AWSCURRENT back, cancel a scheduled deletion).
 //!
 //! Secrets are addressed by name once resolved: names are unique per account
 //! and region, and a lookup by ARN makes the service scan (ministack does so
 //! literally, real AWS parses it). Values are fetched in batches of 20 with
 //! BatchGetSecretValue — AWS's limit — and land in `SecretString` at once.
 
-use super::aws::describe_err;
-use super::{aws_time, Calls, ProviderError, SecretMeta, SecretValue, SecretsReader};
+use super::aws::sdk_err;
+use super::{
+    aws_time, Calls, ProviderError, SecretMeta, SecretValue, SecretsReader, SecretsWriter,
+};
 use crate::model::{SecretArn, SecretName};
 use crate::snapshot::model::SecretVersionState;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use secrecy::SecretString;
 
 const BATCH_MAX: usize = 20;
+const SERVICE: &str = "Secrets Manager";
+const AWSCURRENT: &str = "AWSCURRENT";
 const CONCURRENCY: usize = 4;
 
 pub struct AwsSecrets {
@@ -30,9 +36,28 @@ impl AwsSecrets {
         }
     }
 
-    fn err(op: &str, e: impl std::error::Error + 'static) -> ProviderError {
-        ProviderError::new("Secrets Manager", op, describe_err(&e))
+    fn err<E, R>(op: &str, e: SdkError<E, R>) -> ProviderError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        ProviderError::new(SERVICE, op, sdk_err(&e))
     }
+
+    /// DescribeSecret for a write: the secret must exist.
+    async fn meta_for(&self, name: &SecretName, op: &str) -> Result<SecretMeta, ProviderError> {
+        self.describe(name.as_str())
+            .await?
+            .ok_or_else(|| ProviderError::new(SERVICE, op, format!("secret {name} does not exist")))
+    }
+}
+
+/// The version AWSCURRENT is attached to, per DescribeSecret.
+fn current_version(meta: &SecretMeta) -> Option<&str> {
+    meta.version_stages
+        .iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == AWSCURRENT))
+        .map(|(v, _)| v.as_str())
 }
 
 /// Secret values are text for every credential opsguard understands; a binary
@@ -69,7 +94,7 @@ impl SecretsReader for AwsSecrets {
         };
         let (Some(arn), Some(name)) = (out.arn(), out.name()) else {
             return Err(ProviderError::new(
-                "Secrets Manager",
+                SERVICE,
                 "DescribeSecret",
                 format!("{secret_id}: response carries no ARN or name"),
             ));
@@ -93,6 +118,9 @@ impl SecretsReader for AwsSecrets {
             .client
             .list_secret_version_ids()
             .secret_id(name.as_str())
+            // A version that lost its last stage is "deprecated" and hidden by
+            // default, but still readable by id: a rollback may need it.
+            .include_deprecated(true)
             .max_results(100)
             .into_paginator()
             .send();
@@ -142,7 +170,7 @@ impl SecretsReader for AwsSecrets {
                     .find(|e| e.error_code() != Some("ResourceNotFoundException"))
                 {
                     return Err(ProviderError::new(
-                        "Secrets Manager",
+                        SERVICE,
                         "BatchGetSecretValue",
                         format!(
                             "{}: {} {}",
@@ -203,5 +231,108 @@ impl SecretsReader for AwsSecrets {
                 value: to_secret(out.secret_string(), out.secret_binary())?,
             })
         })())
+    }
+}
+
+impl SecretsWriter for AwsSecrets {
+    async fn move_current(
+        &self,
+        name: &SecretName,
+        to_version: &str,
+        from_version: &str,
+    ) -> Result<(), ProviderError> {
+        const OP: &str = "UpdateSecretVersionStage";
+        // The service is not idempotent here: a repeat of a move that landed
+        // is refused ("AWSCURRENT is not attached to version FROM"). So look
+        // first, and say what is wrong in our own words before it does.
+        let meta = self.meta_for(name, OP).await?;
+        if meta.deleted_date.is_some() {
+            return Err(ProviderError::new(
+                SERVICE,
+                OP,
+                format!(
+                    "secret {name} is scheduled for deletion: restore it before moving AWSCURRENT"
+                ),
+            ));
+        }
+        let remove_from = match current_version(&meta) {
+            Some(v) if v == to_version => {
+                tracing::debug!(secret = %name, version = to_version, "AWSCURRENT already on the version; nothing to move");
+                return Ok(());
+            }
+            Some(v) if v != from_version => {
+                return Err(ProviderError::new(
+                    SERVICE,
+                    OP,
+                    format!(
+                        "secret {name}: AWSCURRENT is on version {v}, not on {from_version} as expected \
+                         (the secret changed again); not moving it to {to_version}"
+                    ),
+                ));
+            }
+            // On `from_version`, or (never seen on AWS) on no version at all.
+            current => current.map(str::to_owned),
+        };
+        tracing::debug!(secret = %name, to = to_version, from = ?remove_from, "moving AWSCURRENT");
+        self.calls.hit("secretsmanager:UpdateSecretVersionStage");
+        let res = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(name.as_str())
+            .version_stage(AWSCURRENT)
+            .move_to_version_id(to_version)
+            .set_remove_from_version_id(remove_from)
+            .send()
+            .await;
+        if let Err(e) = res {
+            // The SDK retries transient failures; if an earlier attempt landed,
+            // the retry is refused although the stage is where it was asked to be.
+            if let Ok(meta) = self.meta_for(name, OP).await {
+                if current_version(&meta) == Some(to_version) {
+                    return Ok(());
+                }
+            }
+            return Err(ProviderError::new(
+                SERVICE,
+                OP,
+                format!(
+                    "secret {name}: moving AWSCURRENT to version {to_version}: {}",
+                    sdk_err(&e)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn restore_secret(&self, name: &SecretName) -> Result<(), ProviderError> {
+        const OP: &str = "RestoreSecret";
+        // RestoreSecret on a secret that is not scheduled for deletion is an
+        // InvalidRequestException, so look first.
+        let meta = self.meta_for(name, OP).await?;
+        if meta.deleted_date.is_none() {
+            tracing::debug!(secret = %name, "not scheduled for deletion; nothing to restore");
+            return Ok(());
+        }
+        tracing::debug!(secret = %name, "cancelling the scheduled deletion");
+        self.calls.hit("secretsmanager:RestoreSecret");
+        if let Err(e) = self
+            .client
+            .restore_secret()
+            .secret_id(name.as_str())
+            .send()
+            .await
+        {
+            if let Ok(meta) = self.meta_for(name, OP).await {
+                if meta.deleted_date.is_none() {
+                    return Ok(());
+                }
+            }
+            return Err(ProviderError::new(
+                SERVICE,
+                OP,
+                format!("secret {name}: {}", sdk_err(&e)),
+            ));
+        }
+        Ok(())
     }
 }
