@@ -80,4 +80,58 @@ async fn main() {
     }
     println!("no-op command alone: {}", stats(direct));
     println!("no-op command under opsguard run: {}", stats(guarded));
+
+    // Rollback of the 2021 script, and the --watch outage window: a fresh
+    // replica each round (the script changes it).
+    let root = opsguard_testkit::ministack::workspace_root();
+    let python = opsguard_testkit::ministack::venv_dir().join("bin/python");
+    let script = root.join("examples/incident/create_elastic_users.py");
+    let mut restore = Vec::new();
+    let mut windows = Vec::new();
+    for round in 0..ROUNDS / 2 {
+        for watch in [false, true] {
+            let es = EsDouble::start(ADMIN_PW);
+            let replica = seed(&ms.fresh_account(), &es, ADMIN_PW).await;
+            let dir = tempfile::tempdir().unwrap();
+            let config = replica.write_config(dir.path());
+            let report = dir.path().join("report.json");
+            let mut cmd = Cmd::new(bin)
+                .envs(replica.env())
+                .env("ES_URL", &replica.es_url)
+                .env("ES_PASSWORD", ADMIN_PW)
+                .current_dir(dir.path())
+                .args(["run", "--on-violation", "rollback", "--config"])
+                .arg(&config)
+                .arg("--report")
+                .arg(&report);
+            if watch {
+                cmd = cmd.arg("--watch").env("OPSGUARD_DEMO_DELAY", "1.0");
+            }
+            cmd.arg("--")
+                .arg(&python)
+                .arg(&script)
+                .output()
+                .assert_code(10);
+            let r: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+            if watch {
+                windows.push(Duration::from_millis(
+                    r["outage"]["window_ms"].as_u64().unwrap(),
+                ));
+            } else {
+                restore.push(Duration::from_millis(
+                    r["remediation"]["exit_to_verified_ms"].as_u64().unwrap(),
+                ));
+            }
+        }
+        let _ = round;
+    }
+    println!(
+        "rollback of the 2021 script, command exit to verified restore: {}",
+        stats(restore)
+    );
+    println!(
+        "--watch outage window (first refused probe to recovered probe): {}",
+        stats(windows)
+    );
 }

@@ -46,6 +46,17 @@ pub enum Error {
     )]
     Spawn(#[from] SpawnError),
 
+    #[error(transparent)]
+    #[diagnostic(
+        code(opsguard::resume),
+        help("runs live in .opsguard/runs/ beside the config; the run id is the folder name")
+    )]
+    Resume(#[from] crate::guard::resume::ResumeError),
+
+    #[error(transparent)]
+    #[diagnostic(code(opsguard::locked))]
+    Locked(#[from] crate::remedy::lock::LockError),
+
     #[error("{}: {message}", path.display())]
     #[diagnostic(
         code(opsguard::snapshot_file),
@@ -69,6 +80,8 @@ impl Error {
             | Error::Rules(_)
             | Error::Spawn(_)
             | Error::SnapshotFile { .. }
+            | Error::Locked(_)
+            | Error::Resume(_)
             | Error::Output { .. } => exit::USAGE,
             Error::Snapshot(_) | Error::FingerprintKey { .. } => exit::PREFLIGHT_FAILED,
         }

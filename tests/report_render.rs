@@ -668,6 +668,7 @@ fn remediation_notes_and_errors_are_shown() {
             },
         ],
         verified: false,
+        ..Default::default()
     });
     let human = report::render(Format::Human, &r, Some(&d), false);
     assert!(human.starts_with("REMEDIATION FAILED: 4 blocking violations; rollback failed, a human is needed (command exited 0, exit 12)\n"), "{human}");

@@ -7,6 +7,7 @@
 mod check;
 mod diff;
 mod output;
+mod resume;
 mod rules;
 mod run;
 mod snapshot;
@@ -64,6 +65,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// List the rules in force, or run their test cases.
     Rules(rules::RulesArgs),
+    /// Finish an interrupted remedy from its journal, and verify it.
+    Resume(resume::ResumeArgs),
 }
 
 /// Entry point of the binary.
@@ -139,6 +142,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Check(args) => {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(check::execute(&config, args))
+        }
+        Command::Resume(args) => {
+            let config = Config::load(&cli.config, &env)?;
+            runtime()?.block_on(resume::execute(&config, args))
         }
         Command::Run(args) => {
             let config = Config::load(&cli.config, &env)?;

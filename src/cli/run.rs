@@ -44,6 +44,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// How long a redeploy may take to become stable, in seconds
+    /// (default: [remedies] stable_timeout_seconds, 600).
+    #[arg(long, value_name = "SECS")]
+    pub stable_timeout: Option<u64>,
+
+    /// Probe every live credential while the command runs; on the first one
+    /// that stops authenticating, stop the command and apply the remedy at once.
+    #[arg(long)]
+    pub watch: bool,
+
     /// Run even if the environment already violates a blocking rule (for
     /// repair scripts); the report records it.
     #[arg(long)]
@@ -65,11 +75,17 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
             }
         })?;
     let run_id = guard::new_run_id();
+    let _lock = crate::remedy::lock::acquire(&dir, &format!("run {run_id}"))?;
     let opts = RunOptions {
         mode: args
             .on_violation
             .map(Mode::from)
             .unwrap_or(config.rules.on_violation),
+        stable_timeout: args
+            .stable_timeout
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(config.remedies.stable_timeout),
+        watch: args.watch,
         skip_preflight: args.skip_preflight,
         command: args.command,
         run_dir: dir.join("runs").join(&run_id),

@@ -35,6 +35,32 @@ pub struct Config {
     pub waivers: Vec<Waiver>,
     /// Service-name prefixes that name an environment (`prod-` → `prod`).
     pub environment_prefixes: Vec<String>,
+    pub remedies: RemediesConfig,
+}
+
+/// How remedies behave (`[remedies]`, all optional).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemediesConfig {
+    /// When a rollback cannot restore something (an invalidated API key),
+    /// redeploy its consumers instead of only saying so.
+    pub redeploy_fallback: bool,
+    /// How long a redeploy may take to become stable.
+    pub stable_timeout: std::time::Duration,
+    /// `--watch`: how long the command gets between SIGTERM and SIGKILL.
+    pub kill_grace: std::time::Duration,
+    /// `--watch`: time between two probes of the live credentials.
+    pub watch_interval: std::time::Duration,
+}
+
+impl Default for RemediesConfig {
+    fn default() -> Self {
+        RemediesConfig {
+            redeploy_fallback: false,
+            stable_timeout: std::time::Duration::from_secs(600),
+            kill_grace: std::time::Duration::from_secs(5),
+            watch_interval: std::time::Duration::from_millis(250),
+        }
+    }
 }
 
 /// Prefixes recognised when the config names none.
@@ -482,6 +508,26 @@ impl Config {
             }
         };
 
+        let defaults = RemediesConfig::default();
+        let remedies = match raw.remedies {
+            None => defaults,
+            Some(r) => RemediesConfig {
+                redeploy_fallback: r.redeploy_fallback.unwrap_or(defaults.redeploy_fallback),
+                stable_timeout: r
+                    .stable_timeout_seconds
+                    .map(std::time::Duration::from_secs)
+                    .unwrap_or(defaults.stable_timeout),
+                kill_grace: r
+                    .kill_grace_seconds
+                    .map(std::time::Duration::from_secs)
+                    .unwrap_or(defaults.kill_grace),
+                watch_interval: r
+                    .watch_interval_ms
+                    .map(|ms| std::time::Duration::from_millis(ms.max(50)))
+                    .unwrap_or(defaults.watch_interval),
+            },
+        };
+
         Ok(Config {
             path: path.to_owned(),
             elasticsearch: EsConfig {
@@ -498,6 +544,7 @@ impl Config {
             rules,
             waivers,
             environment_prefixes,
+            remedies,
         })
     }
 }

@@ -14,6 +14,7 @@ pub(super) struct RawConfig {
     pub credentials: Vec<Spanned<RawCredential>>,
     pub rules: Option<RawRules>,
     pub environments: Option<RawEnvironments>,
+    pub remedies: Option<RawRemedies>,
     #[serde(default)]
     pub waivers: Vec<Spanned<RawWaiver>>,
 }
@@ -77,4 +78,13 @@ pub(super) struct RawWaiver {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEnvironments {
     pub prefixes: Spanned<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRemedies {
+    pub redeploy_fallback: Option<bool>,
+    pub stable_timeout_seconds: Option<u64>,
+    pub kill_grace_seconds: Option<u64>,
+    pub watch_interval_ms: Option<u64>,
 }

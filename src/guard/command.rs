@@ -10,6 +10,7 @@
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::time::Duration;
 use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -71,25 +72,51 @@ fn terminal_delivers_sigint() -> bool {
 
 /// Run `argv` to completion, forwarding signals.
 pub async fn run(argv: &[OsString]) -> Result<Ended, SpawnError> {
+    let no_tripwire: Option<(std::future::Pending<()>, Duration)> = None;
+    Ok(run_watched(argv, no_tripwire).await?.0)
+}
+
+/// Run `argv`; if `tripwire` completes first, stop the command: SIGTERM to its
+/// process group, SIGKILL after the grace period. Returns how it ended and
+/// what the tripwire said, if it fired.
+///
+/// With a tripwire the command runs in a process group of its own, so that
+/// everything it started can be stopped at once; Ctrl-C then reaches it
+/// through opsguard, which forwards it.
+pub async fn run_watched<F, T>(
+    argv: &[OsString],
+    tripwire: Option<(F, Duration)>,
+) -> Result<(Ended, Option<T>), SpawnError>
+where
+    F: std::future::Future<Output = T> + Unpin,
+{
     let program = argv.first().cloned().unwrap_or_default();
-    let mut child = tokio::process::Command::new(&program)
-        .args(&argv[1..])
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(|source| SpawnError {
-            program: program.to_string_lossy().into_owned(),
-            source,
-        })?;
+    let own_group = tripwire.is_some();
+    let mut command = tokio::process::Command::new(&program);
+    command.args(&argv[1..]).kill_on_drop(false);
+    if own_group {
+        command.process_group(0);
+    }
+    let mut child = command.spawn().map_err(|source| SpawnError {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })?;
     let pid = child.id().map(|p| p as libc::pid_t);
     let forward = |sig: libc::c_int| {
         if let Some(pid) = pid {
             tracing::debug!(signal = sig, pid, "forwarding signal to the command");
-            // SAFETY: sending a signal to our own child, which we have not reaped yet.
+            // SAFETY: sending a signal to our own child (or its group), not yet reaped.
             unsafe {
-                libc::kill(pid, sig);
+                libc::kill(if own_group { -pid } else { pid }, sig);
             }
         }
     };
+    let (mut tripwire, grace) = match tripwire {
+        Some((f, g)) => (Some(f), g),
+        None => (None, Duration::ZERO),
+    };
+    let mut tripped: Option<T> = None;
+    let mut kill_at: Option<tokio::time::Instant> = None;
     let (mut int, mut term, mut hup, mut quit) = (
         signal(SignalKind::interrupt()).ok(),
         signal(SignalKind::terminate()).ok(),
@@ -104,10 +131,34 @@ pub async fn run(argv: &[OsString]) -> Result<Ended, SpawnError> {
             None => std::future::pending().await,
         }
     }
+    async fn trip<F: std::future::Future + Unpin>(f: &mut Option<F>) -> F::Output {
+        match f {
+            Some(f) => f.await,
+            None => std::future::pending().await,
+        }
+    }
+    async fn deadline(at: Option<tokio::time::Instant>) {
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            _ = recv(&mut int) => if !terminal_delivers_sigint() { forward(libc::SIGINT) },
+            t = trip(&mut tripwire), if tripped.is_none() => {
+                tracing::warn!("tripwire: a live credential stopped authenticating; stopping the command");
+                tripped = Some(t);
+                tripwire = None;
+                forward(libc::SIGTERM);
+                kill_at = Some(tokio::time::Instant::now() + grace);
+            }
+            _ = deadline(kill_at) => {
+                tracing::warn!("the command outlived its grace period; SIGKILL");
+                forward(libc::SIGKILL);
+                kill_at = None;
+            }
+            _ = recv(&mut int) => if own_group || !terminal_delivers_sigint() { forward(libc::SIGINT) },
             _ = recv(&mut term) => forward(libc::SIGTERM),
             _ = recv(&mut hup) => forward(libc::SIGHUP),
             _ = recv(&mut quit) => forward(libc::SIGQUIT),
@@ -118,8 +169,11 @@ pub async fn run(argv: &[OsString]) -> Result<Ended, SpawnError> {
         source,
     })?;
     use std::os::unix::process::ExitStatusExt;
-    Ok(Ended {
-        code: status.code(),
-        signal: status.signal(),
-    })
+    Ok((
+        Ended {
+            code: status.code(),
+            signal: status.signal(),
+        },
+        tripped,
+    ))
 }

@@ -10,7 +10,10 @@
 //! ```
 
 pub mod command;
+pub mod remediate;
+pub mod resume;
 pub mod run;
+pub mod watch;
 
 use crate::config::{Config, Mode, Waiver};
 use crate::exit;
@@ -173,14 +176,22 @@ pub async fn probe_before_values<X: crate::providers::EsReader>(
     es: &X,
     before: &Taken,
 ) -> Result<BeforeValueProbes, crate::providers::ProviderError> {
+    probe_values(es, &before.snapshot, &before.auth).await
+}
+
+/// [`probe_before_values`] with the snapshot and values apart.
+pub async fn probe_values<X: crate::providers::EsReader>(
+    es: &X,
+    before: &Snapshot,
+    auth: &BTreeMap<String, crate::providers::ProbeAuth>,
+) -> Result<BeforeValueProbes, crate::providers::ProviderError> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     let by_id: BTreeMap<&str, &str> = before
-        .snapshot
         .credentials
         .iter()
         .map(|c| (c.id.as_str(), c.origin.as_str()))
         .collect();
-    let results: Vec<(String, String)> = stream::iter(before.auth.iter())
+    let results: Vec<(String, String)> = stream::iter(auth.iter())
         .map(|(id, auth)| {
             let origin = by_id
                 .get(id.as_str())
@@ -199,7 +210,7 @@ pub async fn probe_before_values<X: crate::providers::EsReader>(
         .await?;
     let mut probes: BeforeValueProbes = results.into_iter().collect();
     // Credentials with no value before could not be probed: say so.
-    for c in &before.snapshot.credentials {
+    for c in &before.credentials {
         probes
             .entry(c.origin.clone())
             .or_insert_with(|| "unresolved".to_owned());

@@ -9,6 +9,10 @@ use std::time::Duration;
 
 pub struct RunOptions {
     pub mode: Mode,
+    /// How long a redeploy may take to become stable.
+    pub stable_timeout: Duration,
+    /// `--watch`: probe the live credentials while the command runs.
+    pub watch: bool,
     pub skip_preflight: bool,
     pub command: Vec<OsString>,
     /// `.opsguard/runs/RUN_ID`: before/after snapshots, facts and report land here.
@@ -103,8 +107,37 @@ pub async fn run(
         }
     }
 
-    // 2. The command.
-    let ended = command::run(&opts.command).await?;
+    // 2. The command, watched if asked.
+    let probes = std::sync::atomic::AtomicU64::new(0);
+    let watched = super::watch::watched(&before.snapshot, &before.auth);
+    let (ended, trip) = if opts.watch {
+        let wire = Box::pin(super::watch::tripwire(
+            live.es(),
+            watched.clone(),
+            config.remedies.watch_interval,
+            &probes,
+        ));
+        command::run_watched(&opts.command, Some((wire, config.remedies.kill_grace))).await?
+    } else {
+        (command::run(&opts.command).await?, None)
+    };
+    if let Some(t) = &trip {
+        report.notes.push(format!(
+            "tripwire: {} stopped authenticating during the command; it was stopped",
+            t.credentials.join(", ")
+        ));
+        report.outage = Some(super::watch::Outage {
+            credentials: t.credentials.clone(),
+            first_failed_probe_at: t
+                .at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            recovered_at: None,
+            window_ms: None,
+            probes: probes.load(std::sync::atomic::Ordering::Relaxed),
+        });
+    }
+    let command_ended = std::time::Instant::now();
     report.command_exit = ended.code;
     report.command_signal = ended.signal_name();
     let passthrough = ended.shell_code();
@@ -173,14 +206,90 @@ pub async fn run(
         (false, _) => (Outcome::Ok, passthrough),
         (true, Mode::Warn) => (Outcome::Violated, passthrough),
         (true, Mode::Block) => (Outcome::Violated, exit::VIOLATION),
-        (true, Mode::Rollback | Mode::Redeploy) => {
-            report.notes.push(format!(
-                "remedy `{}` is not available in this version of opsguard: nothing was changed; treat this as mode block",
-                mode_name(opts.mode)
-            ));
-            (Outcome::Violated, exit::VIOLATION)
-        }
+        (true, Mode::Rollback | Mode::Redeploy) => (Outcome::Violated, exit::VIOLATION),
     };
+
+    // 5. The remedy, journalled, then proven by a fresh snapshot.
+    if blocking && matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
+        crate::remedy::journal::failpoint_at("before-plan");
+        let plan = crate::remedy::plan::plan(
+            opts.mode,
+            &findings,
+            &facts,
+            &before.snapshot,
+            &after.snapshot,
+            config,
+        );
+        match crate::remedy::journal::Journal::open(&opts.run_dir) {
+            Err(e) => {
+                report.outcome = Outcome::RemediationFailed;
+                report.exit_code = exit::REMEDY_FAILED;
+                report.error = Some(format!(
+                    "cannot write the remedy journal, so no remedy was applied: {e}"
+                ));
+            }
+            Ok(mut journal) => {
+                let _ = journal.append(crate::remedy::journal::Event::Begin {
+                    run_id: opts.run_id.clone(),
+                    mode: mode_name(opts.mode).to_owned(),
+                });
+                let _ = journal.append(crate::remedy::journal::Event::Plan { plan: plan.clone() });
+                let progress = crate::remedy::journal::Progress {
+                    plan: Some(plan.clone()),
+                    ..Default::default()
+                };
+                // What the running tasks will hold once the remedy is done:
+                // the before-values after a rollback, the current ones after a redeploy.
+                let recovery = trip.as_ref().map(|t| {
+                    let held = if opts.mode == Mode::Redeploy {
+                        &after.auth
+                    } else {
+                        &before.auth
+                    };
+                    held.iter()
+                        .filter(|(id, _)| t.credentials.contains(id))
+                        .collect::<Vec<_>>()
+                });
+                let out = super::remediate::remediate(
+                    &super::remediate::Input {
+                        config,
+                        policy,
+                        key,
+                        live: &live,
+                        before: &before.snapshot,
+                        values: &before.auth,
+                        mode: opts.mode,
+                        stable_timeout: opts.stable_timeout,
+                        recovery,
+                        watch_interval: config.remedies.watch_interval,
+                    },
+                    &plan,
+                    &progress,
+                    &mut journal,
+                )
+                .await;
+                if let (Some(t), Some(o), Some((at, instant))) =
+                    (&trip, report.outage.as_mut(), out.recovered)
+                {
+                    o.recovered_at = at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok();
+                    o.window_ms = Some(instant.duration_since(t.instant).as_millis() as u64);
+                    report.notes.push(format!(
+                        "tripwire: outage window {} ms, from the first refused probe to the first probe that succeeded after the remedy",
+                        instant.duration_since(t.instant).as_millis()
+                    ));
+                }
+                let mut out = out;
+                out.remediation.exit_to_verified_ms =
+                    Some(command_ended.elapsed().as_millis() as u64);
+                super::remediate::settle(&mut report, out);
+                let _ = journal.append(crate::remedy::journal::Event::Finished {
+                    exit_code: report.exit_code,
+                });
+            }
+        }
+    }
     report.finished_at = now_rfc3339();
     save(&opts.run_dir, "report.json", &report);
     Ok(RunResult {

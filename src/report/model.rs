@@ -37,6 +37,10 @@ pub struct Report {
     /// (the after snapshot or a probe failed): a human must look.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `--watch`: what the tripwire saw, from the first refused probe to the
+    /// probe that succeeded after the remedy.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub outage: Option<crate::guard::watch::Outage>,
     /// Notes for the reader, e.g. a remedy this version cannot apply.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
@@ -87,6 +91,9 @@ pub struct Remediation {
     pub mode: String,
     pub actions: Vec<Action>,
     pub verified: bool,
+    /// From the command's exit to the end of the verifying snapshot (`run` only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exit_to_verified_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

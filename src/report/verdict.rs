@@ -195,6 +195,7 @@ mod tests {
             mode: "rollback".into(),
             actions: vec![],
             verified: true,
+            ..Default::default()
         });
         assert_eq!(
             line(&r),

@@ -504,7 +504,7 @@ fn read_secret(
 }
 
 /// One field of a JSON secret. Errors never quote the value.
-fn json_field(raw: &SecretString, key: &str) -> Result<SecretString, String> {
+pub(crate) fn json_field(raw: &SecretString, key: &str) -> Result<SecretString, String> {
     let v: serde_json::Value = serde_json::from_str(raw.expose_secret())
         .map_err(|_| "the value is not JSON".to_owned())?;
     match v.get(key) {

@@ -107,6 +107,14 @@ impl Live {
     pub fn es(&self) -> &Es {
         &self.es
     }
+
+    pub fn secrets(&self) -> &AwsSecrets {
+        &self.secrets
+    }
+
+    pub fn ecs(&self) -> &AwsEcs {
+        &self.ecs
+    }
 }
 
 /// Take one snapshot of the live environment the config describes.

@@ -1,0 +1,60 @@
+//! `opsguard resume RUN_ID`: finish an interrupted remedy and verify it.
+
+use super::output::emit;
+use super::state_dir;
+use crate::config::Config;
+use crate::error::Error;
+use crate::guard::{self, Policy};
+use crate::report::Format;
+use crate::snapshot::fingerprint::FingerprintKey;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to resume (a folder name under .opsguard/runs/).
+    pub run_id: String,
+
+    /// How long a redeploy may take to become stable, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub stable_timeout: Option<u64>,
+
+    /// Also write the report to stdout in this format (human text always goes to stderr).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+
+    /// Write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
+    let policy = Policy::from_config(config)?;
+    let dir = state_dir(config);
+    let key =
+        FingerprintKey::load_or_create(&dir, &|k| std::env::var(k).ok()).map_err(|source| {
+            Error::FingerprintKey {
+                dir: dir.clone(),
+                source,
+            }
+        })?;
+    if args.run_id.is_empty() || args.run_id.contains(['/', '\\']) || args.run_id.starts_with('.') {
+        return Err(Error::Resume(guard::resume::ResumeError::NoRun {
+            run_id: args.run_id,
+            dir: dir.join("runs").display().to_string(),
+        }));
+    }
+    let _lock = crate::remedy::lock::acquire(&dir, &format!("resume {}", args.run_id))?;
+    let report = guard::resume::resume(
+        config,
+        &policy,
+        &key,
+        &dir.join("runs").join(&args.run_id),
+        &args.run_id,
+        args.stable_timeout
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(config.remedies.stable_timeout),
+    )
+    .await?;
+    emit(&report, None, args.format, args.report.as_deref())
+}

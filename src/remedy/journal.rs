@@ -1,0 +1,291 @@
+//! The remedy journal: `.opsguard/runs/RUN_ID/journal.jsonl`.
+//!
+//! Every step is written down (and fsynced) *before* it acts and again when
+//! it is done, so a remedy interrupted at any instant — even by SIGKILL — can
+//! be finished by `opsguard resume RUN_ID`: steps not marked done are applied
+//! again, which is safe because every step is idempotent. The journal holds
+//! no secret values: a password is referred to by the secret version that
+//! holds it.
+
+use super::plan::Plan;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+pub const FILE: &str = "journal.jsonl";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// A remedy begins: its mode, and when the command it repairs ended.
+    Begin {
+        run_id: String,
+        mode: String,
+    },
+    Plan {
+        plan: Plan,
+    },
+    Started {
+        step: usize,
+        kind: String,
+        target: String,
+    },
+    Done {
+        step: usize,
+    },
+    Failed {
+        step: usize,
+        detail: String,
+    },
+    /// The fresh snapshot after the remedy: were all blocking violations gone?
+    Verified {
+        ok: bool,
+    },
+    Finished {
+        exit_code: u8,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Line {
+    seq: u64,
+    at: String,
+    #[serde(flatten)]
+    event: Event,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    seq: u64,
+}
+
+impl Journal {
+    /// Open (creating, or continuing) the journal of a run.
+    pub fn open(run_dir: &Path) -> std::io::Result<Journal> {
+        std::fs::create_dir_all(run_dir)?;
+        let path = run_dir.join(FILE);
+        // A line torn by a crash mid-write is cut off, so that what is
+        // appended next starts on a line of its own.
+        if let Ok(bytes) = std::fs::read(&path) {
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+            if keep < bytes.len() {
+                OpenOptions::new().write(true).open(&path)?.set_len(keep as u64)?;
+            }
+        }
+        let seq = read(&path).map(|e| e.len() as u64).unwrap_or(0);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(Journal { path, file, seq })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one event and make it durable before returning.
+    pub fn append(&mut self, event: Event) -> std::io::Result<()> {
+        self.seq += 1;
+        let line = Line {
+            seq: self.seq,
+            at: crate::guard::now_rfc3339(),
+            event,
+        };
+        let mut text = serde_json::to_string(&line).expect("journal lines serialise");
+        text.push('\n');
+        self.file.write_all(text.as_bytes())?;
+        self.file.sync_data()?;
+        failpoint(&line.event);
+        Ok(())
+    }
+}
+
+/// Test-only crash injection (feature `failpoints`): with
+/// `OPSGUARD_FAILPOINT=kill-after-started:N`, opsguard SIGKILLs itself right
+/// after journalling the start of step N (1-based), so tests can prove that
+/// `resume` finishes a remedy interrupted at every step.
+#[cfg(feature = "failpoints")]
+fn failpoint(event: &Event) {
+    if let (Ok(fp), Event::Started { step, .. }) = (std::env::var("OPSGUARD_FAILPOINT"), event) {
+        if fp
+            .strip_prefix("kill-after-started:")
+            .and_then(|n| n.parse::<usize>().ok())
+            == Some(step + 1)
+        {
+            // SAFETY: signalling ourselves.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn failpoint(_: &Event) {}
+
+/// A named crash point (feature `failpoints`): `OPSGUARD_FAILPOINT=kill-at:NAME`.
+#[cfg(feature = "failpoints")]
+pub fn failpoint_at(name: &str) {
+    if std::env::var("OPSGUARD_FAILPOINT").ok().as_deref() == Some(&format!("kill-at:{name}")) {
+        // SAFETY: signalling ourselves.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+pub fn failpoint_at(_: &str) {}
+
+/// Every event of a journal, in order.
+pub fn read(path: &Path) -> std::io::Result<Vec<Event>> {
+    let file = File::open(path)?;
+    let mut events = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Line>(&line) {
+            Ok(l) => events.push(l.event),
+            // A torn last line (killed mid-write) is not an event.
+            Err(_) => break,
+        }
+    }
+    Ok(events)
+}
+
+/// What a journal says about its remedy.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Progress {
+    pub mode: Option<String>,
+    pub plan: Option<Plan>,
+    /// Steps marked done.
+    pub done: Vec<usize>,
+    /// Steps whose last attempt failed, with why.
+    pub failed: Vec<(usize, String)>,
+    pub finished: Option<u8>,
+}
+
+impl Progress {
+    pub fn of(events: &[Event]) -> Progress {
+        let mut p = Progress::default();
+        for e in events {
+            match e {
+                Event::Begin { mode, .. } => p.mode = Some(mode.clone()),
+                Event::Plan { plan } => p.plan = Some(plan.clone()),
+                Event::Started { step, .. } => p.failed.retain(|(s, _)| s != step),
+                Event::Done { step } => {
+                    if !p.done.contains(step) {
+                        p.done.push(*step);
+                    }
+                }
+                Event::Failed { step, detail } => p.failed.push((*step, detail.clone())),
+                Event::Verified { .. } => {}
+                Event::Finished { exit_code } => p.finished = Some(*exit_code),
+            }
+        }
+        p
+    }
+
+    /// Steps still to apply, in plan order.
+    pub fn pending(&self) -> Vec<usize> {
+        let n = self.plan.as_ref().map(|p| p.steps.len()).unwrap_or(0);
+        (0..n).filter(|i| !self.done.contains(i)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ServiceRef;
+    use crate::remedy::plan::Step;
+
+    fn plan() -> Plan {
+        Plan {
+            steps: vec![
+                Step::DesiredCount {
+                    service: ServiceRef::new("c", "a"),
+                    desired: 1,
+                },
+                Step::Redeploy {
+                    service: ServiceRef::new("c", "b"),
+                },
+            ],
+            cannot: vec![],
+        }
+    }
+
+    #[test]
+    fn progress_survives_a_reopen_and_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path()).unwrap();
+        j.append(Event::Begin {
+            run_id: "r".into(),
+            mode: "rollback".into(),
+        })
+        .unwrap();
+        j.append(Event::Plan { plan: plan() }).unwrap();
+        j.append(Event::Started {
+            step: 0,
+            kind: "desired-count".into(),
+            target: "c/a".into(),
+        })
+        .unwrap();
+        j.append(Event::Done { step: 0 }).unwrap();
+        j.append(Event::Started {
+            step: 1,
+            kind: "redeploy".into(),
+            target: "c/b".into(),
+        })
+        .unwrap();
+        drop(j);
+        // Killed in the middle of writing the next line.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(FILE))
+            .unwrap()
+            .write_all(b"{\"seq\":6,\"at\":\"x\",\"ev")
+            .unwrap();
+        let p = Progress::of(&read(&dir.path().join(FILE)).unwrap());
+        assert_eq!(p.mode.as_deref(), Some("rollback"));
+        assert_eq!(p.plan, Some(plan()));
+        assert_eq!(p.done, vec![0]);
+        assert_eq!(p.pending(), vec![1]);
+        assert_eq!(p.finished, None);
+
+        // Reopened, numbering continues.
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.seq, 5);
+        j.append(Event::Failed {
+            step: 1,
+            detail: "boom".into(),
+        })
+        .unwrap();
+        let p = Progress::of(&read(j.path()).unwrap());
+        assert_eq!(p.failed, vec![(1, "boom".into())]);
+    }
+
+    #[test]
+    fn the_journal_holds_no_values_only_version_references() {
+        let step = Step::EsPassword {
+            user: "search".into(),
+            credential: "search".into(),
+            value: crate::remedy::plan::ValueRef {
+                secret: crate::model::SecretName::new("es/search/password"),
+                version_id: "v1".into(),
+                json_key: None,
+                field: None,
+            },
+        };
+        let json = serde_json::to_string(&Event::Plan {
+            plan: Plan {
+                steps: vec![step],
+                cannot: vec![],
+            },
+        })
+        .unwrap();
+        assert!(json.contains("\"version_id\":\"v1\""), "{json}");
+        assert!(!json.contains("password\":"), "no password field: {json}");
+    }
+}

@@ -1,0 +1,87 @@
+//! One remedy at a time per config: `.opsguard/lock`, held with `flock` for
+//! the whole of a `run` or `resume`. The kernel releases it when the process
+//! dies, however it dies, so a crash never leaves a stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum LockError {
+    #[error("another opsguard is working on this environment ({holder}); wait for it to finish, or look at .opsguard/runs/")]
+    Held { holder: String },
+    #[error("cannot open the lock file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Held until dropped.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+pub fn acquire(state_dir: &Path, what: &str) -> Result<Lock, LockError> {
+    let path = state_dir.join("lock");
+    let io = |source| LockError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(state_dir).map_err(io)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(LockError::Held {
+                holder: if holder.is_empty() {
+                    "unknown".into()
+                } else {
+                    holder.to_owned()
+                },
+            });
+        }
+        return Err(io(err));
+    }
+    let note = format!("pid {}: {what}", std::process::id());
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = file.write_all(note.as_bytes());
+    let _ = file.sync_data();
+    Ok(Lock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_ones_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = acquire(dir.path(), "run 20261124T101500Z-3f2a").unwrap();
+        match acquire(dir.path(), "run other") {
+            Err(LockError::Held { holder }) => {
+                assert!(holder.contains("run 20261124T101500Z-3f2a"), "{holder}");
+                assert!(holder.contains(&std::process::id().to_string()));
+            }
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(held);
+        acquire(dir.path(), "run other").expect("free again once dropped");
+    }
+}

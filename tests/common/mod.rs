@@ -1,0 +1,222 @@
+//! Helpers shared by the end-to-end tests of `run`, remedies and `resume`:
+//! a seeded incident replica per test, the scenario scripts, and scanning
+//! for leaked secrets.
+#![allow(dead_code)]
+
+use es_double::EsDouble;
+use opsguard_testkit::ministack::{venv_dir, workspace_root};
+use opsguard_testkit::{assert_no_leak_named, seed, Cmd, Ministack, Output, Replica};
+use serde_json::Value;
+use std::path::PathBuf;
+
+pub const ADMIN_PW: &str = "elastic-admin-pw-2b9e";
+
+pub struct Env {
+    pub es: EsDouble,
+    pub replica: Replica,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+pub async fn setup() -> Env {
+    let account = Ministack::shared().fresh_account();
+    let es = EsDouble::start(ADMIN_PW);
+    let replica = seed(&account, &es, ADMIN_PW).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = replica.write_config(dir.path());
+    Env {
+        es,
+        replica,
+        dir,
+        config,
+    }
+}
+
+pub fn python() -> PathBuf {
+    venv_dir().join("bin/python")
+}
+
+pub fn script(rel: &str) -> PathBuf {
+    workspace_root().join("examples/incident").join(rel)
+}
+
+/// Run a scenario script under `opsguard run --on-violation MODE`.
+pub fn guarded(env: &Env, mode: &str, script_rel: &str) -> (Output, Value, String) {
+    guarded_with(env, mode, script_rel, &[], &[])
+}
+
+/// [`guarded`] with extra environment variables and `run` arguments.
+pub fn guarded_with(
+    env: &Env,
+    mode: &str,
+    script_rel: &str,
+    vars: &[(&str, &str)],
+    args: &[&str],
+) -> (Output, Value, String) {
+    let report = env.dir.path().join("report.json");
+    let _ = std::fs::remove_file(&report);
+    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+        .envs(env.replica.env())
+        .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .env("NO_COLOR", "1")
+        .env("ES_URL", &env.replica.es_url)
+        .env("ES_USERNAME", "elastic")
+        .env("ES_PASSWORD", ADMIN_PW)
+        .current_dir(env.dir.path())
+        .args(["run", "--config"])
+        .arg(&env.config)
+        .args(["--on-violation", mode, "--report"])
+        .arg(&report)
+        .args(args)
+        .arg("--")
+        .arg(python())
+        .arg(script(script_rel))
+        .output();
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (out, json, text)
+}
+
+/// Run a scenario script directly, without opsguard.
+pub fn unguarded(env: &Env, script_rel: &str) {
+    Cmd::new(python())
+        .envs(env.replica.env())
+        .env("ES_URL", &env.replica.es_url)
+        .env("ES_USERNAME", "elastic")
+        .env("ES_PASSWORD", ADMIN_PW)
+        .arg(script(script_rel))
+        .output()
+        .assert_code(0);
+}
+
+/// Whether `user:password` authenticates against the double right now.
+pub async fn authenticates(env: &Env, user: &str, password: &str) -> bool {
+    use elasticsearch::auth::Credentials;
+    use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+    let t = TransportBuilder::new(SingleNodeConnectionPool::new(
+        env.replica.es_url.parse().unwrap(),
+    ))
+    .auth(Credentials::Basic(user.into(), password.into()))
+    .build()
+    .unwrap();
+    let resp = elasticsearch::Elasticsearch::new(t)
+        .security()
+        .authenticate()
+        .send()
+        .await
+        .unwrap();
+    resp.status_code().as_u16() == 200
+}
+
+/// The version AWSCURRENT is attached to, right now.
+pub async fn current_version(env: &Env, secret: &str) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(&env.replica.account.sdk_config().await);
+    let out = sm
+        .list_secret_version_ids()
+        .secret_id(secret)
+        .send()
+        .await
+        .unwrap();
+    let current: Vec<&str> = out
+        .versions()
+        .iter()
+        .filter(|v| v.version_stages().iter().any(|s| s == "AWSCURRENT"))
+        .map(|v| v.version_id().unwrap())
+        .collect();
+    assert_eq!(
+        current.len(),
+        1,
+        "exactly one AWSCURRENT on {secret}: {current:?}"
+    );
+    current[0].to_owned()
+}
+
+/// Proof from the live state that `users` are as seeded: their original
+/// passwords authenticate, and their secrets' AWSCURRENT is the seeded version.
+pub async fn assert_before_state(env: &Env, users: &[&str]) {
+    for user in users {
+        assert!(
+            authenticates(env, user, env.replica.password(user)).await,
+            "{user}'s original password no longer authenticates"
+        );
+        for field in ["username", "password"] {
+            let s = env.replica.secret_of(user, field);
+            assert_eq!(
+                current_version(env, &s.name).await,
+                s.version_id,
+                "AWSCURRENT of {}",
+                s.name
+            );
+        }
+    }
+}
+
+/// The one run folder under `.opsguard/runs`.
+pub fn only_run_id(env: &Env) -> String {
+    let runs: Vec<String> = std::fs::read_dir(env.dir.path().join(".opsguard/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+/// `(rule, target)` of every active violation, sorted.
+pub fn fired(report: &Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = report["violations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no violations array in {report:#}"))
+        .iter()
+        .map(|v| {
+            (
+                v["rule"].as_str().unwrap().to_owned(),
+                v["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = p
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every file opsguard wrote for a run, as text, for leak scanning.
+pub fn run_state(env: &Env) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let runs = env.dir.path().join(".opsguard/runs");
+    for run in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(run.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            out.push((
+                f.path().display().to_string(),
+                std::fs::read_to_string(f.path()).unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+pub fn assert_nothing_leaked(env: &Env, out: &Output, report: &str, extra: &[String]) {
+    let mut secrets = env.replica.secret_values.clone();
+    secrets.extend_from_slice(extra);
+    let state = run_state(env);
+    assert!(!state.is_empty(), "run state was written");
+    let mut hay: Vec<(&str, &str)> = vec![
+        ("stdout", &out.stdout),
+        ("stderr", &out.stderr),
+        ("report", report),
+    ];
+    hay.extend(state.iter().map(|(n, t)| (n.as_str(), t.as_str())));
+    assert_no_leak_named(&hay, &secrets);
+}
