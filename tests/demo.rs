@@ -28,6 +28,9 @@ fn the_demo_replays_the_incident_and_opsguard_blocks_it() {
     out.assert_code(0);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("opsguard exited 11"), "{all}");
+    assert!(all.contains("rollback applied and verified"), "{all}");
+    assert!(all.contains("8/8 Proof"), "{all}");
+    assert!(all.contains("authenticates again"), "{all}");
     assert!(all.contains("live-credential-broken: search"), "{all}");
     assert!(
         all.contains("secret-rotated-without-redeploy: items"),

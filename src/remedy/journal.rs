@@ -69,9 +69,16 @@ impl Journal {
         // A line torn by a crash mid-write is cut off, so that what is
         // appended next starts on a line of its own.
         if let Ok(bytes) = std::fs::read(&path) {
-            let keep = bytes.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0);
+            let keep = bytes
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map(|i| i + 1)
+                .unwrap_or(0);
             if keep < bytes.len() {
-                OpenOptions::new().write(true).open(&path)?.set_len(keep as u64)?;
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)?
+                    .set_len(keep as u64)?;
             }
         }
         let seq = read(&path).map(|e| e.len() as u64).unwrap_or(0);
