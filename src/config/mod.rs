@@ -120,11 +120,45 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
     /// A named profile of the shared config files.
     pub profile: Option<String>,
+    /// `[[aws.targets]]`: several accounts or regions in one config. Empty
+    /// means one target: the standard chain with `[ecs] clusters`.
+    pub targets: Vec<Target>,
+}
+
+/// One AWS account and region opsguard watches, reached with the base
+/// credentials or by assuming a role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Qualifies its clusters and secrets in reports: `NAME:cluster/service`.
+    pub name: String,
+    pub region: Option<String>,
+    pub role_arn: Option<String>,
+    /// The account id: given, or read from `role_arn`. Secret ARNs of this
+    /// account are read through this target.
+    pub account: Option<String>,
+    pub clusters: Vec<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct EcsConfig {
+    /// `[ecs] clusters` (the single-target form).
     pub clusters: Vec<String>,
+}
+
+impl Config {
+    /// Every cluster watched, as the snapshot names it: bare in the
+    /// single-target form, `TARGET:CLUSTER` with `[[aws.targets]]`.
+    pub fn clusters(&self) -> Vec<String> {
+        if self.aws.targets.is_empty() {
+            self.ecs.clusters.clone()
+        } else {
+            self.aws
+                .targets
+                .iter()
+                .flat_map(|t| t.clusters.iter().map(move |c| format!("{}:{c}", t.name)))
+                .collect()
+        }
+    }
 }
 
 /// Which task-definition environment variables form one Elasticsearch credential.
@@ -372,11 +406,87 @@ impl Config {
 
         let aws = raw
             .aws
-            .map(|a| AwsConfig {
-                region: a.region,
-                endpoint_url: a.endpoint_url,
-                profile: a.profile,
+            .map(|a| -> Result<AwsConfig, ConfigError> {
+                let mut targets: Vec<Target> = Vec::new();
+                for t in &a.targets {
+                    let span = t.span();
+                    let t = t.get_ref();
+                    let name = t.name.get_ref();
+                    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                        return Err(err(
+                            t.name.span(),
+                            format!("target name {name:?} may hold only letters, digits, - and _"),
+                            None,
+                        ));
+                    }
+                    if targets.iter().any(|x| &x.name == name) {
+                        return Err(err(t.name.span(), format!("two targets are named {name:?}"), None));
+                    }
+                    if t.clusters.get_ref().is_empty() {
+                        return Err(err(t.clusters.span(), format!("target {name:?} watches no cluster"), None));
+                    }
+                    let from_role = match &t.role_arn {
+                        None => None,
+                        Some(r) => {
+                            let parts: Vec<&str> = r.get_ref().splitn(6, ':').collect();
+                            match parts.as_slice() {
+                                ["arn", _, "iam", "", acct, res]
+                                    if acct.len() == 12
+                                        && acct.bytes().all(|b| b.is_ascii_digit())
+                                        && res.starts_with("role/") =>
+                                {
+                                    Some((*acct).to_owned())
+                                }
+                                _ => {
+                                    return Err(err(
+                                        r.span(),
+                                        format!("role_arn {:?} is not an IAM role ARN", r.get_ref()),
+                                        Some("write it as arn:aws:iam::123456789012:role/NAME".into()),
+                                    ))
+                                }
+                            }
+                        }
+                    };
+                    let account = match (&t.account, from_role) {
+                        (Some(a), Some(r)) if a.get_ref() != &r => {
+                            return Err(err(
+                                a.span(),
+                                format!("account {} differs from the role's account {r}", a.get_ref()),
+                                None,
+                            ))
+                        }
+                        (Some(a), _) if a.get_ref().len() != 12 || !a.get_ref().bytes().all(|b| b.is_ascii_digit()) => {
+                            return Err(err(a.span(), "an account id is 12 digits".into(), None))
+                        }
+                        (Some(a), _) => Some(a.get_ref().clone()),
+                        (None, r) => r,
+                    };
+                    let _ = span;
+                    targets.push(Target {
+                        name: name.clone(),
+                        region: t.region.clone().or_else(|| a.region.clone()),
+                        role_arn: t.role_arn.as_ref().map(|r| r.get_ref().clone()),
+                        account,
+                        clusters: t.clusters.get_ref().clone(),
+                    });
+                }
+                if targets.len() > 1 {
+                    if let Some((i, t)) = targets.iter().enumerate().find(|(_, t)| t.account.is_none()) {
+                        return Err(err(
+                            a.targets[i].span(),
+                            format!("target {:?} needs role_arn or account", t.name),
+                            Some("with several targets, secret ARNs are read through the target of their account".into()),
+                        ));
+                    }
+                }
+                Ok(AwsConfig {
+                    region: a.region,
+                    endpoint_url: a.endpoint_url,
+                    profile: a.profile,
+                    targets,
+                })
             })
+            .transpose()?
             .unwrap_or_default();
         if let Some(ep) = &aws.endpoint_url {
             if Url::parse(ep).is_err() {
@@ -388,29 +498,41 @@ impl Config {
             }
         }
 
-        let ecs = raw.ecs.ok_or_else(|| {
-            err(
-                0..0,
-                "missing required table [ecs]".into(),
-                Some("add [ecs] clusters = [\"my-cluster\"]".into()),
-            )
-        })?;
-        let ecs_span = ecs.span();
-        let ecs = ecs.into_inner();
-        let clusters = ecs.clusters.ok_or_else(|| {
-            err(
-                ecs_span.clone(),
-                "missing required key `clusters` in [ecs]".into(),
-                None,
-            )
-        })?;
-        if clusters.get_ref().is_empty() {
-            return Err(err(
-                clusters.span(),
-                "[ecs] clusters is empty: opsguard would watch no service".into(),
-                None,
-            ));
-        }
+        let clusters = if !aws.targets.is_empty() {
+            if let Some(ecs) = &raw.ecs {
+                return Err(err(
+                    ecs.span(),
+                    "[ecs] and [[aws.targets]] both name clusters".into(),
+                    Some("with [[aws.targets]], list each target's clusters in the target".into()),
+                ));
+            }
+            Vec::new()
+        } else {
+            let ecs = raw.ecs.ok_or_else(|| {
+                err(
+                    0..0,
+                    "missing required table [ecs]".into(),
+                    Some("add [ecs] clusters = [\"my-cluster\"], or [[aws.targets]] for several accounts".into()),
+                )
+            })?;
+            let ecs_span = ecs.span();
+            let ecs = ecs.into_inner();
+            let clusters = ecs.clusters.ok_or_else(|| {
+                err(
+                    ecs_span.clone(),
+                    "missing required key `clusters` in [ecs]".into(),
+                    None,
+                )
+            })?;
+            if clusters.get_ref().is_empty() {
+                return Err(err(
+                    clusters.span(),
+                    "[ecs] clusters is empty: opsguard would watch no service".into(),
+                    None,
+                ));
+            }
+            clusters.into_inner()
+        };
 
         let mut credentials = Vec::new();
         for entry in &raw.credentials {
@@ -537,9 +659,7 @@ impl Config {
                 timeout,
             },
             aws,
-            ecs: EcsConfig {
-                clusters: clusters.into_inner(),
-            },
+            ecs: EcsConfig { clusters },
             credentials,
             rules,
             waivers,

@@ -37,6 +37,18 @@ pub(super) struct RawAws {
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
     pub profile: Option<String>,
+    #[serde(default)]
+    pub targets: Vec<Spanned<RawTarget>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    pub name: Spanned<String>,
+    pub region: Option<String>,
+    pub role_arn: Option<Spanned<String>>,
+    pub account: Option<Spanned<String>>,
+    pub clusters: Spanned<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -314,3 +314,71 @@ fn environments_come_from_service_name_prefixes() {
     ))
     .contains("names no environment"));
 }
+
+const TWO_ACCOUNTS: &str = r#"
+[elasticsearch]
+url = "http://127.0.0.1:9200"
+username = "elastic"
+password_env = "OPSGUARD_ES_PASSWORD"
+
+[aws]
+region = "eu-west-1"
+
+[[aws.targets]]
+name = "catalogue"
+role_arn = "arn:aws:iam::760097843905:role/opsguard"
+clusters = ["catalogue-api-2021-04-26"]
+
+[[aws.targets]]
+name = "identity"
+role_arn = "arn:aws:iam::770700576653:role/opsguard"
+region = "eu-west-2"
+clusters = ["identity-api"]
+
+[[credentials]]
+kind = "elasticsearch-basic"
+username_env = "es_username"
+password_env = "es_password"
+"#;
+
+#[test]
+fn several_accounts_are_targets_with_qualified_clusters() {
+    let c = parse(TWO_ACCOUNTS).unwrap();
+    assert_eq!(c.aws.targets.len(), 2);
+    assert_eq!(c.aws.targets[0].account.as_deref(), Some("760097843905"));
+    assert_eq!(
+        c.aws.targets[0].region.as_deref(),
+        Some("eu-west-1"),
+        "inherits [aws] region"
+    );
+    assert_eq!(c.aws.targets[1].region.as_deref(), Some("eu-west-2"));
+    assert_eq!(
+        c.clusters(),
+        [
+            "catalogue:catalogue-api-2021-04-26",
+            "identity:identity-api"
+        ]
+    );
+    // The single-target form is unchanged.
+    assert_eq!(
+        parse(DESIGN_EXAMPLE).unwrap().clusters(),
+        ["catalogue-api-2021-04-26"]
+    );
+}
+
+#[test]
+fn bad_targets_are_errors() {
+    let e = err_line(&TWO_ACCOUNTS.replace("arn:aws:iam::770700576653:role/opsguard", "opsguard"));
+    assert!(e.contains("is not an IAM role ARN"), "{e}");
+    let e = err_line(&TWO_ACCOUNTS.replace("name = \"identity\"", "name = \"catalogue\""));
+    assert!(e.contains("two targets are named \"catalogue\""), "{e}");
+    let e = err_line(&TWO_ACCOUNTS.replace(
+        "role_arn = \"arn:aws:iam::770700576653:role/opsguard\"\n",
+        "",
+    ));
+    assert!(e.contains("needs role_arn or account"), "{e}");
+    let e = err_line(&format!("{TWO_ACCOUNTS}\n[ecs]\nclusters = [\"x\"]\n"));
+    assert!(e.contains("both name clusters"), "{e}");
+    let e = err_line(&TWO_ACCOUNTS.replace("name = \"identity\"", "name = \"id:x\""));
+    assert!(e.contains("may hold only"), "{e}");
+}

@@ -54,9 +54,9 @@ pub async fn remediate(
             &pending,
             journal,
             &Writers {
-                secrets: input.live.secrets(),
+                secrets: input.live.aws(),
                 es: input.live.es(),
-                ecs: input.live.ecs(),
+                ecs: input.live.aws(),
             },
             &apply::Options {
                 values: input.values,

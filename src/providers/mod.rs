@@ -28,6 +28,7 @@ pub mod aws;
 pub mod ecs;
 pub mod elasticsearch;
 pub mod secretsmanager;
+pub mod targets;
 
 use crate::model::{SecretArn, SecretName, ServiceRef};
 use crate::snapshot::model::{
@@ -136,6 +137,13 @@ pub struct SecretValue {
 }
 
 pub trait SecretsReader {
+    /// The id to look a reference up by first: its name, as well as the text
+    /// can tell (see [`SecretRef::name_guess`]); a multi-account router
+    /// qualifies it with the target of the reference's account.
+    fn locate(&self, r: &crate::model::SecretRef) -> String {
+        r.name_guess()
+    }
+
     /// `None` when no such secret exists.
     async fn describe(&self, secret_id: &str) -> Result<Option<SecretMeta>, ProviderError>;
     async fn versions(&self, name: &SecretName) -> Result<Vec<SecretVersionState>, ProviderError>;

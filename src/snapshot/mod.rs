@@ -13,10 +13,8 @@ pub mod take;
 
 use crate::config::{Config, EsAuth};
 use crate::model::SecretName;
-use crate::providers::aws::sdk_config;
-use crate::providers::ecs::AwsEcs;
 use crate::providers::elasticsearch::{AdminAuth, Es};
-use crate::providers::secretsmanager::AwsSecrets;
+use crate::providers::targets::Router;
 use crate::providers::{Calls, ProviderError, SecretsReader};
 use fingerprint::FingerprintKey;
 pub use take::Taken;
@@ -24,8 +22,7 @@ pub use take::Taken;
 /// Connections to the live environment, made once and used for every
 /// snapshot and probe of a command.
 pub struct Live {
-    ecs: AwsEcs,
-    secrets: AwsSecrets,
+    aws: Router,
     es: Es,
     calls: Calls,
     es_url: String,
@@ -34,9 +31,7 @@ pub struct Live {
 impl Live {
     pub async fn connect(config: &Config) -> Result<Live, ProviderError> {
         let calls = Calls::default();
-        let sdk = sdk_config(&config.aws).await?;
-        let ecs = AwsEcs::new(&sdk, calls.clone());
-        let secrets = AwsSecrets::new(&sdk, calls.clone());
+        let aws = Router::connect(config, &calls).await?;
         let admin = match &config.elasticsearch.auth {
             EsAuth::Basic { username, password } => AdminAuth::Basic {
                 username: username.clone(),
@@ -53,7 +48,7 @@ impl Live {
                 ))
             }
             EsAuth::BasicFromSecret { username, secret } => {
-                let v = secrets
+                let v = aws
                     .value_at(&SecretName::new(secret.as_str()), None, None)
                     .await?
                     .ok_or_else(|| {
@@ -75,8 +70,7 @@ impl Live {
         let mut url = config.elasticsearch.url.clone();
         url.set_query(None);
         Ok(Live {
-            ecs,
-            secrets,
+            aws,
             es,
             calls,
             es_url: url.to_string(),
@@ -93,8 +87,8 @@ impl Live {
         take::take(
             config,
             take::Sources {
-                ecs: &self.ecs,
-                secrets: &self.secrets,
+                ecs: &self.aws,
+                secrets: &self.aws,
                 es: &self.es,
                 calls: &self.calls,
                 es_url: self.es_url.clone(),
@@ -108,12 +102,9 @@ impl Live {
         &self.es
     }
 
-    pub fn secrets(&self) -> &AwsSecrets {
-        &self.secrets
-    }
-
-    pub fn ecs(&self) -> &AwsEcs {
-        &self.ecs
+    /// Secrets Manager and ECS of every target, routed.
+    pub fn aws(&self) -> &Router {
+        &self.aws
     }
 }
 

@@ -58,8 +58,9 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
 
     // 1. ECS and Elasticsearch, independently.
     let ecs = async {
-        src.ecs.check_clusters(&config.ecs.clusters).await?;
-        let per_cluster: Vec<Vec<ServiceState>> = stream::iter(config.ecs.clusters.iter())
+        let clusters = config.clusters();
+        src.ecs.check_clusters(&clusters).await?;
+        let per_cluster: Vec<Vec<ServiceState>> = stream::iter(clusters.iter())
             .map(|c| src.ecs.services(c))
             .buffer_unordered(CONCURRENCY)
             .try_collect()
@@ -213,7 +214,7 @@ async fn read_secrets<S: SecretsReader>(
     }
 
     // Describe by name first: one cheap lookup per distinct name.
-    let guesses: BTreeSet<String> = refs.iter().map(|(_, r)| r.name_guess()).collect();
+    let guesses: BTreeSet<String> = refs.iter().map(|(_, r)| sm.locate(r)).collect();
     let by_name: HashMap<String, Option<SecretMeta>> = stream::iter(guesses)
         .map(|n| async move { sm.describe(&n).await.map(|m| (n, m)) })
         .buffer_unordered(CONCURRENCY)
@@ -230,9 +231,7 @@ async fn read_secrets<S: SecretsReader>(
     let by_arn_needed: BTreeSet<String> = refs
         .iter()
         .filter(|(_, r)| r.form == RefForm::SecretsManagerArn)
-        .filter(
-            |(_, r)| !matches!(by_name.get(&r.name_guess()), Some(Some(m)) if arn_matches(r, m)),
-        )
+        .filter(|(_, r)| !matches!(by_name.get(&sm.locate(r)), Some(Some(m)) if arn_matches(r, m)))
         .map(|(_, r)| r.secret_id.clone())
         .collect();
     let by_arn: HashMap<String, Option<SecretMeta>> = stream::iter(by_arn_needed)
@@ -246,12 +245,12 @@ async fn read_secrets<S: SecretsReader>(
     let mut missing: BTreeMap<SecretName, BTreeSet<String>> = BTreeMap::new();
     for (vf, r) in &refs {
         let meta = match r.form {
-            RefForm::SecretsManagerArn => match by_name.get(&r.name_guess()) {
+            RefForm::SecretsManagerArn => match by_name.get(&sm.locate(r)) {
                 Some(Some(m)) if arn_matches(r, m) => Some(m.clone()),
                 _ => by_arn.get(&r.secret_id).cloned().flatten(),
             },
             RefForm::SsmReference | RefForm::SsmReferenceArn => {
-                by_name.get(&r.secret_id).cloned().flatten()
+                by_name.get(&sm.locate(r)).cloned().flatten()
             }
         };
         let name = match &meta {
@@ -264,7 +263,7 @@ async fn read_secrets<S: SecretsReader>(
                 m.name.clone()
             }
             None => {
-                let n = SecretName::new(r.name_guess());
+                let n = SecretName::new(sm.locate(r));
                 missing.entry(n.clone()).or_default().insert(vf.clone());
                 n
             }
