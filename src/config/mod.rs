@@ -346,26 +346,27 @@ impl Config {
                 )
             })
         };
+        // The secret in an env var: `None` when loading offline (not read).
+        let secret_from = |var: &Spanned<String>| -> Result<Option<SecretString>, ConfigError> {
+            let Some(env) = env else { return Ok(None) };
+            read_env(env, var)
+                .map(|v| Some(SecretString::from(v)))
+                .map_err(|m| {
+                    err(
+                        var.span(),
+                        m,
+                        Some(format!(
+                            "export {}=… before running opsguard",
+                            var.get_ref()
+                        )),
+                    )
+                })
+        };
         let auth = if let Some(var) = &es.password_env {
             let username = need_username("password_env")?;
-            match env {
+            match secret_from(var)? {
                 None => EsAuth::Offline,
-                Some(env) => {
-                    let password = read_env(env, var).map_err(|m| {
-                        err(
-                            var.span(),
-                            m,
-                            Some(format!(
-                                "export {}=… before running opsguard",
-                                var.get_ref()
-                            )),
-                        )
-                    })?;
-                    EsAuth::Basic {
-                        username,
-                        password: SecretString::from(password),
-                    }
-                }
+                Some(password) => EsAuth::Basic { username, password },
             }
         } else if let Some(secret) = &es.password_secret {
             EsAuth::BasicFromSecret {
@@ -381,23 +382,9 @@ impl Config {
                     Some("remove username, or use password_env instead of api_key_env".into()),
                 ));
             }
-            match env {
+            match secret_from(var)? {
                 None => EsAuth::Offline,
-                Some(env) => {
-                    let key = read_env(env, var).map_err(|m| {
-                        err(
-                            var.span(),
-                            m,
-                            Some(format!(
-                                "export {}=… before running opsguard",
-                                var.get_ref()
-                            )),
-                        )
-                    })?;
-                    EsAuth::ApiKey {
-                        encoded: SecretString::from(key),
-                    }
-                }
+                Some(encoded) => EsAuth::ApiKey { encoded },
             }
         };
         let base = path.parent().unwrap_or(Path::new("."));

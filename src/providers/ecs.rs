@@ -115,17 +115,7 @@ impl AwsEcs {
                     .send()
                     .await
                     .map_err(|e| Self::err("DescribeTasks", e))?;
-                if let Some(f) = out
-                    .failures()
-                    .iter()
-                    .find(|f| f.reason() != Some("MISSING"))
-                {
-                    return Err(ProviderError::new(
-                        "ECS",
-                        "DescribeTasks",
-                        format!("{}: {}", f.arn().unwrap_or("?"), f.reason().unwrap_or("?")),
-                    ));
-                }
+                refuse_failures("DescribeTasks", out.failures())?;
                 Ok(out
                     .tasks()
                     .iter()
@@ -155,6 +145,22 @@ fn sort_tasks(tasks: &mut [TaskState]) {
             .cmp(&b.started_at)
             .then_with(|| a.arn.cmp(&b.arn))
     });
+}
+
+/// A `MISSING` failure means the resource is gone, which is the truth; any
+/// other failure means the answer is incomplete.
+fn refuse_failures(
+    op: &str,
+    failures: &[aws_sdk_ecs::types::Failure],
+) -> Result<(), ProviderError> {
+    match failures.iter().find(|f| f.reason() != Some("MISSING")) {
+        Some(f) => Err(ProviderError::new(
+            "ECS",
+            op,
+            format!("{}: {}", f.arn().unwrap_or("?"), f.reason().unwrap_or("?")),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn service_state(cluster: &str, s: &aws_sdk_ecs::types::Service) -> ServiceState {
@@ -259,17 +265,7 @@ impl EcsReader for AwsEcs {
                     .map_err(|e| Self::err("DescribeServices", e))?;
                 // A service deleted between List and Describe comes back as a
                 // MISSING failure: it no longer exists, which is the truth.
-                if let Some(f) = out
-                    .failures()
-                    .iter()
-                    .find(|f| f.reason() != Some("MISSING"))
-                {
-                    return Err(ProviderError::new(
-                        "ECS",
-                        "DescribeServices",
-                        format!("{}: {}", f.arn().unwrap_or("?"), f.reason().unwrap_or("?")),
-                    ));
-                }
+                refuse_failures("DescribeServices", out.failures())?;
                 Ok(out
                     .services()
                     .iter()
