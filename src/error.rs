@@ -24,11 +24,11 @@ pub enum Error {
     #[error("cannot take a snapshot: {0}")]
     #[diagnostic(
         code(opsguard::snapshot),
-        help("opsguard needs a complete picture and will not work from a partial one; check connectivity and permissions (run with --verbose to see the calls made)")
+        help("opsguard needs a complete picture and will not work from a partial one. Check the AWS credentials and region (`aws sts get-caller-identity`), [aws] endpoint_url, [elasticsearch] url, and the permissions README.md lists under \"IAM permissions\"; -v shows every call made")
     )]
-    Snapshot(#[source] ProviderError),
+    Snapshot(ProviderError),
 
-    #[error("cannot use the fingerprint key in {}: {source}", dir.display())]
+    #[error("cannot use the fingerprint key in {}", dir.display())]
     #[diagnostic(
         code(opsguard::fingerprint_key),
         help("opsguard keeps .opsguard/fingerprint.key next to the config; make that folder writable or set OPSGUARD_FINGERPRINT_KEY")
@@ -49,12 +49,15 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(
         code(opsguard::resume),
-        help("runs live in .opsguard/runs/ beside the config; the run id is the folder name")
+        help("runs live in .opsguard/runs/ beside the config (the one --config names); the run id is the folder name, and its report.json says what the run did")
     )]
     Resume(#[from] crate::guard::resume::ResumeError),
 
     #[error(transparent)]
-    #[diagnostic(code(opsguard::locked))]
+    #[diagnostic(
+        code(opsguard::locked),
+        help("one `run` or `resume` at a time per config: wait for the other to end. The lock dies with its process, so if that process is gone, simply run again; an interrupted remedy is finished with `opsguard resume RUN_ID`")
+    )]
     Locked(#[from] crate::remedy::lock::LockError),
 
     #[error("{}: {message}", path.display())]
@@ -64,8 +67,11 @@ pub enum Error {
     )]
     SnapshotFile { path: PathBuf, message: String },
 
-    #[error("cannot write {}: {source}", path.display())]
-    #[diagnostic(code(opsguard::output))]
+    #[error("cannot write {}", path.display())]
+    #[diagnostic(
+        code(opsguard::output),
+        help("check that the folder exists and that you may write there, or name another file")
+    )]
     Output {
         path: PathBuf,
         #[source]

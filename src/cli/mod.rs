@@ -5,7 +5,10 @@
 //! machine output goes to stdout or a file.
 
 mod check;
+mod completions;
 mod diff;
+mod hook;
+mod init;
 mod output;
 mod resume;
 mod rules;
@@ -15,7 +18,7 @@ mod snapshot;
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,11 +27,82 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0   no blocking violation (run: the command exited 0)
   N   no blocking violation, the command exited N (passed through)
+  1   rules test: a rule's test case failed
   2   usage or configuration error; nothing was run
   10  blocking violation; remedy applied and verified by a fresh snapshot
   11  blocking violation; no remedy applied
   12  blocking violation; remedy failed or unverified: a human is needed
-  13  pre-flight failed: no complete snapshot, or the environment already violates a blocking rule";
+  13  pre-flight failed: no complete snapshot, or the environment already violates a blocking rule
+
+`opsguard COMMAND --help` lists the codes each command can return.";
+
+/// Each subcommand's `--help` ends with the exit codes it can return.
+const RUN_EXIT_CODES: &str = "\
+Exit codes:
+  0   no blocking violation, the command exited 0
+  N   no blocking violation, the command exited N (passed through; 128+signal
+      if a signal killed it); also mode warn, whatever was found
+  2   usage or configuration error, a rule or waiver that does not load, or
+      another run holds the lock; nothing was run
+  10  blocking violation; remedy applied and verified by a fresh snapshot
+  11  blocking violation; no remedy applied (mode block)
+  12  blocking violation; remedy failed or unverified, or the after snapshot
+      could not be taken: a human is needed
+  13  pre-flight failed: no complete snapshot, or the environment already
+      violates a blocking rule; the command was NOT run
+
+Under GitHub Actions (GITHUB_ACTIONS=true) each finding is also an annotation
+on stderr, and the Markdown report is appended to $GITHUB_STEP_SUMMARY.";
+
+const CHECK_EXIT_CODES: &str = "\
+Exit codes:
+  0   no blocking violation (warnings are reported, and do not fail)
+  2   usage or configuration error, or a rule or waiver that does not load
+  11  blocking violation on the live environment
+  13  the environment could not be snapshotted (-v shows the calls made)
+
+Under GitHub Actions (GITHUB_ACTIONS=true) each finding is also an annotation
+on stderr, and the Markdown report is appended to $GITHUB_STEP_SUMMARY.";
+
+const SNAPSHOT_EXIT_CODES: &str = "\
+Exit codes:
+  0   the snapshot was written
+  2   usage or configuration error, or the output cannot be written
+  13  the environment could not be snapshotted (-v shows the calls made)";
+
+const DIFF_EXIT_CODES: &str = "\
+Exit codes:
+  0   no blocking violation between the two snapshots
+  2   usage or configuration error, or a file that is not an opsguard snapshot
+  11  blocking violation
+
+Under GitHub Actions (GITHUB_ACTIONS=true) each finding is also an annotation
+on stderr, and the Markdown report is appended to $GITHUB_STEP_SUMMARY.";
+
+const RULES_LIST_EXIT_CODES: &str = "\
+Exit codes:
+  0   every rule and waiver loads
+  2   a rule, the config or a waiver does not load (an expired waiver, one
+      naming an unknown rule)";
+
+const RULES_TEST_EXIT_CODES: &str = "\
+Exit codes:
+  0   every test case passed
+  1   a test case failed
+  2   a rule, the config or a waiver does not load";
+
+const RESUME_EXIT_CODES: &str = "\
+Exit codes:
+  10  the remedy is complete and verified by a fresh snapshot
+  12  the remedy failed or could not be verified: a human is needed
+  2   no such run, a run without a remedy, another run holds the lock, or a
+      configuration error
+  13  the environment could not be read";
+
+const OUTPUT_EXIT_CODES: &str = "\
+Exit codes:
+  0   written to standard output
+  2   usage error";
 
 /// Makes operations scripts safe to run: snapshots Elasticsearch users,
 /// Secrets Manager secrets and ECS services, and tells what a change broke.
@@ -67,11 +141,46 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// Finish an interrupted remedy from its journal, and verify it.
     Resume(resume::ResumeArgs),
+    /// Install the git pre-push hook that runs opsguard's checks before a push.
+    Hook(hook::HookArgs),
+    /// Write a first opsguard.toml from the ECS clusters, services and
+    /// secrets AWS shows.
+    Init(init::InitArgs),
+    /// Print shell completions (bash, zsh, fish, powershell, elvish).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff): `opsguard man > opsguard.1`.
+    Man(completions::ManArgs),
+}
+
+/// The clap command, with each subcommand's exit codes after its help. The
+/// parser, the completions and the man page all use this one.
+pub fn command() -> clap::Command {
+    Cli::command()
+        .mut_subcommand("run", |c| c.after_help(RUN_EXIT_CODES))
+        .mut_subcommand("check", |c| c.after_help(CHECK_EXIT_CODES))
+        .mut_subcommand("snapshot", |c| c.after_help(SNAPSHOT_EXIT_CODES))
+        .mut_subcommand("diff", |c| c.after_help(DIFF_EXIT_CODES))
+        .mut_subcommand("rules", |c| {
+            c.after_help(format!(
+                "list: {}\n\ntest: {}",
+                RULES_LIST_EXIT_CODES, RULES_TEST_EXIT_CODES
+            ))
+            .mut_subcommand("list", |c| c.after_help(RULES_LIST_EXIT_CODES))
+            .mut_subcommand("test", |c| c.after_help(RULES_TEST_EXIT_CODES))
+        })
+        .mut_subcommand("resume", |c| c.after_help(RESUME_EXIT_CODES))
+        .mut_subcommand("hook", |c| c.after_help(hook::EXIT_CODES))
+        .mut_subcommand("init", |c| c.after_help(init::EXIT_CODES))
+        .mut_subcommand("completions", |c| c.after_help(completions::EXIT_CODES))
+        .mut_subcommand("man", |c| c.after_help(OUTPUT_EXIT_CODES))
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -151,7 +260,27 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(run::execute(&config, args))
         }
+        // No config: `init` writes one, the others describe the CLI or git.
+        Command::Hook(args) => Ok(hook::execute(args).unwrap_or_else(|e| {
+            print_error(e);
+            exit::USAGE
+        })),
+        Command::Init(args) => Ok(runtime()?
+            .block_on(init::execute(&cli.config, args))
+            .unwrap_or_else(|e| {
+                let code = e.exit_code();
+                print_error(e);
+                code
+            })),
+        Command::Completions(args) => Ok(completions::completions(args)),
+        Command::Man(args) => Ok(completions::man(args)),
     }
+}
+
+/// An error of a subcommand with its own error type, rendered as
+/// [`main`] renders an [`Error`].
+fn print_error(e: impl miette::Diagnostic + Send + Sync + 'static) {
+    eprintln!("{:?}", miette::Report::new(e));
 }
 
 /// The config for a command that needs none: used when present (its rule

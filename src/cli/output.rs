@@ -1,10 +1,13 @@
 //! Where a report goes: the human text to stderr, the `--format` rendering
-//! to stdout, and JSON to `--report FILE`.
+//! to stdout, and JSON to `--report FILE`. Under GitHub Actions
+//! (`GITHUB_ACTIONS=true`) also one annotation per finding on stderr and the
+//! Markdown report appended to `$GITHUB_STEP_SUMMARY` (see
+//! [`crate::report::github`]).
 
 use super::write_atomically;
 use crate::error::Error;
 use crate::report::model::Report;
-use crate::report::Format;
+use crate::report::{github, Format};
 use std::io::Write;
 use std::path::Path;
 
@@ -18,6 +21,10 @@ pub fn emit(
     eprint!("{human}");
     if !human.ends_with('\n') {
         eprintln!();
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    if github::detected(&env) {
+        github_actions(report, diff, &env);
     }
     if format != Format::Human {
         let text = crate::report::render(format, report, diff, false);
@@ -36,4 +43,30 @@ pub fn emit(
         write_atomically(path, json.as_bytes())?;
     }
     Ok(report.exit_code)
+}
+
+/// Annotations on stderr (stdout may be `--format json`; the runner reads
+/// commands from both), then the step summary. A summary that cannot be
+/// written is said, as a warning annotation, and does not change the exit
+/// code: the verdict is the contract, the summary a convenience.
+fn github_actions(report: &Report, diff: Option<&str>, env: &dyn Fn(&str) -> Option<String>) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(github::annotations(report).as_bytes());
+    let Some(path) = env("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(github::step_summary(report, diff).as_bytes()));
+    if let Err(e) = appended {
+        let _ = writeln!(
+            err,
+            "::warning title=opsguard::{}",
+            github::escape_data(&format!(
+                "cannot append the report to $GITHUB_STEP_SUMMARY ({path}): {e}; the verdict and exit code stand, and --report FILE still writes the JSON report"
+            ))
+        );
+    }
 }

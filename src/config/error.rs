@@ -27,7 +27,7 @@ impl From<ConfigErrorKind> for ConfigError {
 
 #[derive(Debug, Error, Diagnostic)]
 pub enum ConfigErrorKind {
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}", path.display())]
     #[diagnostic(
         code(opsguard::config::read),
         help("pass --config PATH or set OPSGUARD_CONFIG; the default is ./opsguard.toml")

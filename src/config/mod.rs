@@ -297,7 +297,7 @@ impl Config {
             err(
                 es_span.clone(),
                 "missing required key `url` in [elasticsearch]".into(),
-                None,
+                Some("add url = \"https://HOST:9243\" under [elasticsearch]".into()),
             )
         })?;
         let url = Url::parse(url_s.get_ref())
@@ -342,7 +342,7 @@ impl Config {
                 err(
                     es_span.clone(),
                     format!("missing required key `username` in [elasticsearch] (needed with {what})"),
-                    None,
+                    Some("add username = \"elastic\" (the identity opsguard reads users with)".into()),
                 )
             })
         };
@@ -403,7 +403,7 @@ impl Config {
                         return Err(err(
                             t.name.span(),
                             format!("target name {name:?} may hold only letters, digits, - and _"),
-                            None,
+                            Some("name targets like catalogue or identity-prod".into()),
                         ));
                     }
                     if targets.iter().any(|x| &x.name == name) {
@@ -439,7 +439,7 @@ impl Config {
                             return Err(err(
                                 a.span(),
                                 format!("account {} differs from the role's account {r}", a.get_ref()),
-                                None,
+                                Some("drop `account`: the role ARN already names it".into()),
                             ))
                         }
                         (Some(a), _) if a.get_ref().len() != 12 || !a.get_ref().bytes().all(|b| b.is_ascii_digit()) => {
@@ -508,14 +508,17 @@ impl Config {
                 err(
                     ecs_span.clone(),
                     "missing required key `clusters` in [ecs]".into(),
-                    None,
+                    Some("add clusters = [\"my-cluster\"] under [ecs]".into()),
                 )
             })?;
             if clusters.get_ref().is_empty() {
                 return Err(err(
                     clusters.span(),
                     "[ecs] clusters is empty: opsguard would watch no service".into(),
-                    None,
+                    Some(
+                        "name at least one ECS cluster whose services consume the credentials"
+                            .into(),
+                    ),
                 ));
             }
             clusters.into_inner()
@@ -531,7 +534,7 @@ impl Config {
                     return Err(err(
                         raw.credentials[i].span(),
                         format!("env var `{dup}` appears in two [[credentials]] entries"),
-                        None,
+                        Some("each task-definition variable belongs to one credential: remove it from one entry".into()),
                     ));
                 }
             }
@@ -717,7 +720,7 @@ fn credential(entry: &Spanned<RawCredential>) -> Result<CredentialSpec, SpannedE
                 return Err((
                     span,
                     "api_key_env belongs to kind = \"elasticsearch-api-key\"".into(),
-                    None,
+                    Some("move api_key_env to its own [[credentials]] entry with kind = \"elasticsearch-api-key\"".into()),
                 ));
             }
             match (user, pass, json) {
@@ -739,7 +742,7 @@ fn credential(entry: &Spanned<RawCredential>) -> Result<CredentialSpec, SpannedE
                 _ => Err((
                     span,
                     "use either username_env + password_env or json_env, not both".into(),
-                    None,
+                    Some("json_env is for one JSON secret holding both; remove one form".into()),
                 )),
             }
         }
@@ -748,7 +751,7 @@ fn credential(entry: &Spanned<RawCredential>) -> Result<CredentialSpec, SpannedE
             _ => Err((
                 span,
                 "an elasticsearch-api-key credential takes api_key_env only".into(),
-                None,
+                Some("remove username_env, password_env and json_env from this entry".into()),
             )),
         },
         other => Err((

@@ -25,6 +25,7 @@
 #![allow(async_fn_in_trait)]
 
 pub mod aws;
+pub mod discovery;
 pub mod ecs;
 pub mod elasticsearch;
 pub mod secretsmanager;

@@ -154,7 +154,7 @@ impl Router {
         m
     }
 
-    fn service_ref<'a>(&self, s: &'a ServiceRef) -> Result<(&Target, ServiceRef), ProviderError> {
+    fn service_ref(&self, s: &ServiceRef) -> Result<(&Target, ServiceRef), ProviderError> {
         let (t, cluster) = self.by_prefix(&s.cluster)?;
         Ok((t, ServiceRef::new(cluster, &s.service)))
     }

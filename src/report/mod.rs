@@ -7,6 +7,8 @@
 //! * [`human`], [`json`], [`markdown`], [`junit`] — one module a format,
 //!   each a pure `render` from the report to a `String`, so the caller owns
 //!   the output stream (stderr, stdout, a file, a test's buffer);
+//! * [`github`] — GitHub Actions annotations (workflow commands) and the
+//!   step summary, added to the others when `GITHUB_ACTIONS=true`;
 //! * [`verdict`] — the one-line verdict the human and Markdown forms lead with.
 //!
 //! Renderers never see a snapshot, a fact or a secret value: only the report
@@ -14,6 +16,7 @@
 
 pub mod changes;
 pub mod diff;
+pub mod github;
 pub mod human;
 pub mod json;
 pub mod junit;

@@ -28,7 +28,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Inherited variables with these prefixes are removed: a developer's
 /// `AWS_PROFILE` or `OPSGUARD_CONFIG` must not change what a test sees.
-const SCRUBBED_PREFIXES: [&str; 2] = ["AWS_", "OPSGUARD_"];
+const SCRUBBED_PREFIXES: [&str; 3] = ["AWS_", "OPSGUARD_", "GITHUB_"];
 
 /// A program to run; a builder, consumed by [`Cmd::output`].
 #[derive(Debug, Clone)]

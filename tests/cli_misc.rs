@@ -1,0 +1,250 @@
+//! The command line around the pipeline: `--verbose` showing the API calls
+//! (never a secret), completions and the man page generated from the clap
+//! definitions, every subcommand's `--help` naming its exit codes, and errors
+//! that say what to do next.
+
+mod common;
+
+use common::*;
+use opsguard_testkit::{assert_no_leak_named, Cmd, Output};
+use serde_json::Value;
+
+const SUBCOMMANDS: [&str; 10] = [
+    "run",
+    "check",
+    "snapshot",
+    "diff",
+    "rules",
+    "resume",
+    "hook",
+    "init",
+    "completions",
+    "man",
+];
+
+fn opsguard() -> Cmd {
+    Cmd::new(env!("CARGO_BIN_EXE_opsguard")).env("NO_COLOR", "1")
+}
+
+/// The `ecs:DescribeServices`-style operations logged as API calls on stderr.
+fn logged_calls(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("API call"))
+        .filter_map(|l| {
+            let at = l.find("call=")? + "call=".len();
+            Some(l[at..].trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn verbose_snapshot_logs_every_api_call_and_no_secret() {
+    let env = setup().await;
+    let snapshot = |verbosity: Option<&str>, rust_log: Option<&str>| -> Output {
+        let mut cmd = opsguard()
+            .envs(env.replica.env())
+            .env_remove("RUST_LOG")
+            .current_dir(env.dir.path());
+        if let Some(v) = verbosity {
+            cmd = cmd.arg(v);
+        }
+        if let Some(l) = rust_log {
+            cmd = cmd.env("RUST_LOG", l);
+        }
+        let out = cmd.args(["snapshot", "--config"]).arg(&env.config).output();
+        out.assert_code(0);
+        out
+    };
+
+    let quiet = snapshot(None, None);
+    assert!(logged_calls(&quiet.stderr).is_empty(), "{}", quiet.stderr);
+
+    let verbose = snapshot(Some("-v"), None);
+    let calls = logged_calls(&verbose.stderr);
+    assert!(
+        calls.iter().any(|c| c == "ecs:DescribeServices"),
+        "{}",
+        verbose.stderr
+    );
+    // One line per call, as the snapshot counts them.
+    let snap: Value = serde_json::from_str(&verbose.stdout).unwrap();
+    let counted = snap["collection"]["api_calls"].as_object().unwrap();
+    for (op, n) in counted {
+        let logged = calls.iter().filter(|c| *c == op).count() as u64;
+        assert_eq!(logged, n.as_u64().unwrap(), "{op}: {}", verbose.stderr);
+    }
+    for op in [
+        "ecs:DescribeClusters",
+        "ecs:ListTasks",
+        "ecs:DescribeTaskDefinition",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:BatchGetSecretValue",
+    ] {
+        assert!(calls.iter().any(|c| c == op), "{op} logged: {calls:?}");
+    }
+
+    let very = snapshot(Some("-vv"), None);
+    let by_env = snapshot(None, Some("opsguard=debug"));
+    assert!(
+        logged_calls(&by_env.stderr).contains(&"ecs:DescribeServices".to_owned()),
+        "RUST_LOG works too: {}",
+        by_env.stderr
+    );
+
+    let mut secrets = env.replica.secret_values.clone();
+    secrets.extend(env.replica.passwords.values().cloned());
+    for (name, o) in [("-v", &verbose), ("-vv", &very), ("RUST_LOG", &by_env)] {
+        assert_no_leak_named(&[(name, &o.stdout), (name, &o.stderr)], &secrets);
+    }
+}
+
+#[test]
+fn completions_name_every_subcommand_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = opsguard().args(["completions", shell]).output();
+        out.assert_code(0);
+        assert!(out.stdout.len() > 500, "{shell}: {}", out.stdout);
+        for sub in SUBCOMMANDS {
+            assert!(out.stdout.contains(sub), "{shell} completes {sub}");
+        }
+        // Nested subcommands and flags too.
+        for word in ["install", "on-violation", "chain"] {
+            assert!(out.stdout.contains(word), "{shell} completes {word}");
+        }
+    }
+    assert!(opsguard()
+        .args(["completions", "bash"])
+        .output()
+        .stdout
+        .contains("complete -F _opsguard"));
+    let bad = opsguard().args(["completions", "tcsh"]).output();
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("possible values"), "{}", bad.stderr);
+}
+
+#[test]
+fn the_man_page_names_the_subcommands_and_each_has_its_own() {
+    let out = opsguard().arg("man").output();
+    out.assert_code(0);
+    assert!(out.stdout.contains(".TH opsguard 1"), "{}", out.stdout);
+    assert!(out.stdout.contains(".SH SUBCOMMANDS"), "{}", out.stdout);
+    for sub in SUBCOMMANDS {
+        assert!(
+            out.stdout.contains(&format!("opsguard\\-{sub}(1)")),
+            "{sub}: {}",
+            out.stdout
+        );
+    }
+    assert!(out.stdout.contains("Exit codes"), "{}", out.stdout);
+
+    let page = opsguard().args(["man", "hook", "install"]).output();
+    page.assert_code(0);
+    assert!(
+        page.stdout.contains(".TH opsguard-hook-install 1"),
+        "{}",
+        page.stdout
+    );
+    assert!(page.stdout.contains("\\-\\-chain"), "{}", page.stdout);
+
+    let dir = tempfile::tempdir().unwrap();
+    opsguard()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .assert_code(0);
+    for page in [
+        "opsguard.1",
+        "opsguard-run.1",
+        "opsguard-rules-test.1",
+        "opsguard-init.1",
+    ] {
+        assert!(dir.path().join(page).exists(), "{page}");
+    }
+
+    let bad = opsguard().args(["man", "nope"]).output();
+    bad.assert_code(2);
+    assert!(
+        bad.stderr.contains("help: one of: run, check"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn every_subcommand_help_names_the_exit_codes_it_can_return() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["run"], &["0 ", "N ", "2 ", "10 ", "11 ", "12 ", "13 "]),
+        (&["check"], &["0 ", "2 ", "11 ", "13 "]),
+        (&["snapshot"], &["0 ", "2 ", "13 "]),
+        (&["diff"], &["0 ", "2 ", "11 "]),
+        (&["rules"], &["0 ", "1 ", "2 "]),
+        (&["rules", "list"], &["0 ", "2 "]),
+        (&["rules", "test"], &["0 ", "1 ", "2 "]),
+        (&["resume"], &["10 ", "12 ", "2 ", "13 "]),
+        (&["hook"], &["0 ", "2 "]),
+        (&["hook", "install"], &["0 ", "2 "]),
+        (&["init"], &["0 ", "2 ", "13 "]),
+        (&["completions"], &["0 ", "2 "]),
+        (&["man"], &["0 ", "2 "]),
+    ];
+    for (path, codes) in cases {
+        let out = opsguard().args(*path).arg("--help").output();
+        out.assert_code(0);
+        let at = out
+            .stdout
+            .find("Exit codes:")
+            .unwrap_or_else(|| panic!("{path:?} --help names no exit codes:\n{}", out.stdout));
+        let section = &out.stdout[at..];
+        for code in *codes {
+            assert!(
+                section.contains(&format!("\n  {code}")),
+                "{path:?} --help lacks exit code {code:?}:\n{section}"
+            );
+        }
+    }
+    // And those of the hook it installs.
+    let hook = opsguard().args(["hook", "install", "--help"]).output();
+    assert!(
+        hook.stdout.contains("11 (blocking violation"),
+        "{}",
+        hook.stdout
+    );
+    // Every subcommand is covered above.
+    let top = opsguard().arg("--help").output();
+    for sub in SUBCOMMANDS {
+        assert!(cases.iter().any(|(p, _)| p[0] == sub), "{sub}");
+        assert!(top.stdout.contains(&format!("  {sub} ")), "{sub} in --help");
+    }
+}
+
+#[test]
+fn errors_say_what_to_do_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("opsguard.toml");
+    std::fs::write(&config, "# mine\n").unwrap();
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["check", "--config", "missing.toml"], 2),
+        (vec!["init", "-o", config.to_str().unwrap()], 2),
+        (vec!["hook", "install"], 2),
+        (vec!["diff", "missing-a.json", "missing-b.json"], 2),
+        (
+            vec![
+                "resume",
+                "no-such-run",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            2,
+        ),
+    ];
+    for (args, code) in cases {
+        let out = opsguard().current_dir(dir.path()).args(&args).output();
+        out.assert_code(code);
+        assert!(
+            out.stderr.contains("help:"),
+            "{args:?} names no next step:\n{}",
+            out.stderr
+        );
+    }
+}
