@@ -10,7 +10,6 @@ use crate::exit;
 use crate::guard::{self, Policy};
 use crate::report::model::Outcome;
 use crate::report::Format;
-use crate::snapshot::fingerprint::FingerprintKey;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -28,8 +27,7 @@ pub struct CheckArgs {
 pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
     let policy = Policy::from_config(config)?;
     let dir = state_dir(config);
-    let key = FingerprintKey::load_or_create(&dir, &|k| std::env::var(k).ok())
-        .map_err(|source| Error::FingerprintKey { dir, source })?;
+    let key = super::fingerprint_key(&dir)?;
     let mut report = guard::new_report("check", guard::new_run_id(), "check");
     match crate::snapshot::take_live(config, &key).await {
         Err(e) => {

@@ -310,6 +310,15 @@ pub fn colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// The fingerprint key of this config's state folder (created on first use).
+pub fn fingerprint_key(dir: &Path) -> Result<crate::snapshot::fingerprint::FingerprintKey, Error> {
+    crate::snapshot::fingerprint::FingerprintKey::load_or_create(dir, &|k| std::env::var(k).ok())
+        .map_err(|source| Error::FingerprintKey {
+            dir: dir.to_owned(),
+            source,
+        })
+}
+
 /// `.opsguard/` beside the config file: run state and the fingerprint key.
 pub fn state_dir(config: &Config) -> PathBuf {
     let dir = config

@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::guard::{self, Policy};
 use crate::report::Format;
-use crate::snapshot::fingerprint::FingerprintKey;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -31,13 +30,7 @@ pub struct ResumeArgs {
 pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
     let policy = Policy::from_config(config)?;
     let dir = state_dir(config);
-    let key =
-        FingerprintKey::load_or_create(&dir, &|k| std::env::var(k).ok()).map_err(|source| {
-            Error::FingerprintKey {
-                dir: dir.clone(),
-                source,
-            }
-        })?;
+    let key = super::fingerprint_key(&dir)?;
     if args.run_id.is_empty() || args.run_id.contains(['/', '\\']) || args.run_id.starts_with('.') {
         return Err(Error::Resume(guard::resume::ResumeError::NoRun {
             run_id: args.run_id,

@@ -6,7 +6,6 @@ use crate::config::{Config, Mode};
 use crate::error::Error;
 use crate::guard::{self, run::RunOptions, Policy};
 use crate::report::Format;
-use crate::snapshot::fingerprint::FingerprintKey;
 use clap::{Args, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -67,13 +66,7 @@ pub struct RunArgs {
 pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
     let policy = Policy::from_config(config)?;
     let dir = state_dir(config);
-    let key =
-        FingerprintKey::load_or_create(&dir, &|k| std::env::var(k).ok()).map_err(|source| {
-            Error::FingerprintKey {
-                dir: dir.clone(),
-                source,
-            }
-        })?;
+    let key = super::fingerprint_key(&dir)?;
     let run_id = guard::new_run_id();
     let _lock = crate::remedy::lock::acquire(&dir, &format!("run {run_id}"))?;
     let opts = RunOptions {

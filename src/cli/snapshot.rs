@@ -4,7 +4,6 @@ use super::{state_dir, write_atomically};
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit;
-use crate::snapshot::fingerprint::FingerprintKey;
 use crate::snapshot::model::{ProbeResult, Snapshot};
 use clap::Args;
 use colored::Colorize;
@@ -20,8 +19,7 @@ pub struct SnapshotArgs {
 
 pub async fn execute(config: &Config, args: SnapshotArgs) -> Result<u8, Error> {
     let dir = state_dir(config);
-    let key = FingerprintKey::load_or_create(&dir, &|k| std::env::var(k).ok())
-        .map_err(|source| Error::FingerprintKey { dir, source })?;
+    let key = super::fingerprint_key(&dir)?;
     let taken = crate::snapshot::take_live(config, &key)
         .await
         .map_err(Error::Snapshot)?;
