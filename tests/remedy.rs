@@ -339,3 +339,74 @@ async fn the_tripwire_stays_quiet_when_nothing_live_breaks() {
     assert_eq!(report["outage"], Value::Null);
     assert_eq!(report["command_exit"], 0);
 }
+
+/// Redeploy only rolls a working value forward: where the current value does
+/// not authenticate, new tasks would fail too, so it refuses and says so.
+async fn redeploy_refuses(script_rel: &str) {
+    let env = setup().await;
+    let (out, report, _) = guarded(&env, "redeploy", script_rel);
+    out.assert_code(12);
+    assert_eq!(
+        report["outcome"], "remediation_failed",
+        "{script_rel}: {report:#}"
+    );
+    assert!(
+        !actions(&report).iter().any(|a| a.0 == "redeploy"),
+        "{script_rel}: nothing may be redeployed: {report:#}"
+    );
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("new tasks would fail too"),
+        "{report:#}"
+    );
+    // Nothing changed the running services: the original tasks are still there.
+    let ecs = aws_sdk_ecs::Client::new(&env.replica.account.sdk_config().await);
+    let svc = ecs
+        .describe_services()
+        .cluster(&env.replica.cluster)
+        .services("prod-search-api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svc.services()[0].deployments().len(), 1);
+}
+
+#[tokio::test]
+async fn redeploy_refuses_after_an_es_only_change() {
+    redeploy_refuses("scenarios/rotate_es_only.py").await;
+}
+
+#[tokio::test]
+async fn redeploy_refuses_after_a_deleted_user() {
+    redeploy_refuses("scenarios/delete_search_user.py").await;
+}
+
+#[tokio::test]
+async fn redeploy_refuses_after_a_disabled_user() {
+    redeploy_refuses("scenarios/disable_search_user.py").await;
+}
+
+#[tokio::test]
+async fn redeploy_rolls_the_api_key_variant_forward() {
+    let env = setup().await;
+    with_api_key(&env);
+    let (out, report, _) = guarded(&env, "redeploy", "scenarios/rotate_api_key.py");
+    out.assert_code(10);
+    assert!(actions(&report).contains(&(
+        "redeploy".into(),
+        "catalogue-api-2021-04-26/prod-search-api-key".into(),
+        true
+    )));
+}
+
+#[tokio::test]
+async fn a_warning_alone_triggers_no_remedy_in_either_mode() {
+    for mode in ["rollback", "redeploy"] {
+        let env = setup().await;
+        let (out, report, _) = guarded(&env, mode, "scenarios/change_desired_count.py");
+        out.assert_code(0);
+        assert_eq!(report["remediation"], Value::Null, "{mode}: {report:#}");
+        assert_eq!(report["outcome"], "ok");
+    }
+}
