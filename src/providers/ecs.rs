@@ -7,12 +7,13 @@
 //! lists tasks once per cluster rather than once per service.
 
 use super::aws::sdk_err;
-use super::{aws_time, Calls, Container, EcsReader, EcsWriter, ProviderError, TaskDefinition};
+use super::{
+    aws_time, in_batches, Calls, Container, EcsReader, EcsWriter, ProviderError, TaskDefinition,
+};
 use crate::model::ServiceRef;
 use crate::snapshot::model::{DeploymentState, ServiceState, TaskState};
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::DesiredStatus;
-use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 
 const DESCRIBE_CLUSTERS_MAX: usize = 100;
@@ -100,12 +101,11 @@ impl AwsEcs {
         );
         task_arns.sort();
         task_arns.dedup();
-        let chunks: Vec<Vec<String>> = task_arns
-            .chunks(DESCRIBE_TASKS_MAX)
-            .map(<[String]>::to_vec)
-            .collect();
-        let tasks: Vec<Vec<(Option<String>, TaskState)>> = stream::iter(chunks)
-            .map(|chunk| async move {
+        in_batches(
+            task_arns,
+            DESCRIBE_TASKS_MAX,
+            CONCURRENCY,
+            |chunk| async move {
                 self.calls.hit("ecs:DescribeTasks");
                 let out = self
                     .client
@@ -130,11 +130,9 @@ impl AwsEcs {
                         (svc, task_state(t))
                     })
                     .collect())
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(tasks.into_iter().flatten().collect())
+            },
+        )
+        .await
     }
 }
 
@@ -248,12 +246,11 @@ impl EcsReader for AwsEcs {
 
     async fn services(&self, cluster: &str) -> Result<Vec<ServiceState>, ProviderError> {
         let arns = self.list_service_arns(cluster).await?;
-        let chunks: Vec<Vec<String>> = arns
-            .chunks(DESCRIBE_SERVICES_MAX)
-            .map(<[String]>::to_vec)
-            .collect();
-        let described: Vec<Vec<ServiceState>> = stream::iter(chunks)
-            .map(|chunk| async move {
+        let mut services: Vec<ServiceState> = in_batches(
+            arns,
+            DESCRIBE_SERVICES_MAX,
+            CONCURRENCY,
+            |chunk| async move {
                 self.calls.hit("ecs:DescribeServices");
                 let out = self
                     .client
@@ -272,11 +269,9 @@ impl EcsReader for AwsEcs {
                     .filter(|s| s.status() != Some("INACTIVE"))
                     .map(|s| service_state(cluster, s))
                     .collect())
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut services: Vec<ServiceState> = described.into_iter().flatten().collect();
+            },
+        )
+        .await?;
 
         let tasks = self.live_tasks(cluster, None).await?;
         let mut by_service: BTreeMap<String, Vec<TaskState>> = BTreeMap::new();

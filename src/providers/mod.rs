@@ -263,6 +263,28 @@ pub trait EcsWriter {
     async fn service(&self, service: &ServiceRef) -> Result<ServiceState, ProviderError>;
 }
 
+/// Ids in batches of at most `max` (the API's limit), at most `concurrency`
+/// batches in flight, results flattened. Fails with the first failed batch.
+pub(crate) async fn in_batches<T, F, Fut>(
+    ids: Vec<String>,
+    max: usize,
+    concurrency: usize,
+    call: F,
+) -> Result<Vec<T>, ProviderError>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, ProviderError>>,
+{
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let chunks: Vec<Vec<String>> = ids.chunks(max).map(<[String]>::to_vec).collect();
+    let batches: Vec<Vec<T>> = stream::iter(chunks)
+        .map(call)
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    Ok(batches.into_iter().flatten().collect())
+}
+
 /// Convert an AWS timestamp.
 pub(crate) fn aws_time(t: Option<&aws_smithy_types::DateTime>) -> Option<Timestamp> {
     let t = t?;

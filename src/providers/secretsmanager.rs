@@ -7,6 +7,7 @@
 //! BatchGetSecretValue — AWS's limit — and land in `SecretString` at once.
 
 use super::aws::sdk_err;
+use super::in_batches;
 use super::{
     aws_time, Calls, ProviderError, SecretMeta, SecretValue, SecretsReader, SecretsWriter,
 };
@@ -15,7 +16,6 @@ use crate::snapshot::model::SecretVersionState;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
-use futures::stream::{self, StreamExt, TryStreamExt};
 use secrecy::SecretString;
 
 const BATCH_MAX: usize = 20;
@@ -150,52 +150,45 @@ impl SecretsReader for AwsSecrets {
         &self,
         names: &[SecretName],
     ) -> Result<Vec<SecretValue>, ProviderError> {
-        let chunks: Vec<Vec<String>> = names
-            .chunks(BATCH_MAX)
-            .map(|c| c.iter().map(|n| n.as_str().to_owned()).collect())
-            .collect();
-        let batches: Vec<Vec<SecretValue>> = stream::iter(chunks)
-            .map(|chunk| async move {
-                self.calls.hit("secretsmanager:BatchGetSecretValue");
-                let out = self
-                    .client
-                    .batch_get_secret_value()
-                    .set_secret_id_list(Some(chunk))
-                    .send()
-                    .await
-                    .map_err(|e| Self::err("BatchGetSecretValue", e))?;
-                if let Some(e) = out
-                    .errors()
-                    .iter()
-                    .find(|e| e.error_code() != Some("ResourceNotFoundException"))
-                {
-                    return Err(ProviderError::new(
-                        SERVICE,
-                        "BatchGetSecretValue",
-                        format!(
-                            "{}: {} {}",
-                            e.secret_id().unwrap_or("?"),
-                            e.error_code().unwrap_or("?"),
-                            e.message().unwrap_or("")
-                        ),
-                    ));
-                }
-                Ok(out
-                    .secret_values()
-                    .iter()
-                    .filter_map(|v| {
-                        Some(SecretValue {
-                            name: SecretName::new(v.name()?),
-                            version_id: v.version_id()?.to_owned(),
-                            value: to_secret(v.secret_string(), v.secret_binary())?,
-                        })
+        let ids = names.iter().map(|n| n.as_str().to_owned()).collect();
+        in_batches(ids, BATCH_MAX, CONCURRENCY, |chunk| async move {
+            self.calls.hit("secretsmanager:BatchGetSecretValue");
+            let out = self
+                .client
+                .batch_get_secret_value()
+                .set_secret_id_list(Some(chunk))
+                .send()
+                .await
+                .map_err(|e| Self::err("BatchGetSecretValue", e))?;
+            if let Some(e) = out
+                .errors()
+                .iter()
+                .find(|e| e.error_code() != Some("ResourceNotFoundException"))
+            {
+                return Err(ProviderError::new(
+                    SERVICE,
+                    "BatchGetSecretValue",
+                    format!(
+                        "{}: {} {}",
+                        e.secret_id().unwrap_or("?"),
+                        e.error_code().unwrap_or("?"),
+                        e.message().unwrap_or("")
+                    ),
+                ));
+            }
+            Ok(out
+                .secret_values()
+                .iter()
+                .filter_map(|v| {
+                    Some(SecretValue {
+                        name: SecretName::new(v.name()?),
+                        version_id: v.version_id()?.to_owned(),
+                        value: to_secret(v.secret_string(), v.secret_binary())?,
                     })
-                    .collect())
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(batches.into_iter().flatten().collect())
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn value_at(

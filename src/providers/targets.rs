@@ -71,7 +71,6 @@ impl Router {
                 b = b.region(aws_config::Region::new(r.clone()));
             }
             if let Some(role) = &t.role_arn {
-                calls.hit("sts:AssumeRole");
                 let provider = aws_config::sts::AssumeRoleProvider::builder(role)
                     .session_name("opsguard")
                     .configure(&base)
