@@ -23,7 +23,6 @@ use crate::providers::ProbeOutcome;
 use crate::report::model::{Outcome, Report, Violation, WaiverNote};
 use crate::rules::{apply_waivers, Finding, RuleError, RuleSet, Severity};
 use crate::snapshot::model::Snapshot;
-use crate::snapshot::Taken;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
@@ -172,14 +171,6 @@ pub fn settle_steady(report: &mut Report, findings: &[Finding]) {
 
 /// Probe, after the command, every value the consumers held before it: what
 /// running tasks — which read their credentials at start-up — now experience.
-pub async fn probe_before_values<X: crate::providers::EsReader>(
-    es: &X,
-    before: &Taken,
-) -> Result<BeforeValueProbes, crate::providers::ProviderError> {
-    probe_values(es, &before.snapshot, &before.auth).await
-}
-
-/// [`probe_before_values`] with the snapshot and values apart.
 pub async fn probe_values<X: crate::providers::EsReader>(
     es: &X,
     before: &Snapshot,

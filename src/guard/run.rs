@@ -176,7 +176,7 @@ pub async fn run(
         ));
     };
     save(&opts.run_dir, "after.json", &after.snapshot);
-    let probes = match probe_before_values(live.es(), &before).await {
+    let probes = match probe_values(live.es(), &before.snapshot, &before.auth).await {
         Ok(p) => p,
         Err(e) => {
             return Ok(unverifiable(
