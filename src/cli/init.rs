@@ -559,21 +559,9 @@ fn clean_url(text: &str) -> Option<String> {
     Some(u.origin().ascii_serialization())
 }
 
-/// A TOML basic string.
+/// A TOML string (the toml crate picks the quoting and escapes).
 fn toml_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    toml::Value::String(s.to_owned()).to_string()
 }
 
 /// Text for a comment: one line, whatever AWS returned.
