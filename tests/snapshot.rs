@@ -2,33 +2,12 @@
 //! Secrets Manager, the ES double for Elasticsearch, seeded with a replica of
 //! the 2021-07-27 incident's environment.
 
-use es_double::EsDouble;
-use opsguard_testkit::{assert_no_leak_named, seed, Account, Cmd, Ministack, Output, Replica};
+mod common;
+
+use common::{setup, Env, ADMIN_PW};
+use opsguard_testkit::{assert_no_leak_named, Account, Cmd, Output};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-const ADMIN_PW: &str = "elastic-admin-pw-7c1d";
-
-struct Env {
-    es: EsDouble,
-    replica: Replica,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-async fn setup() -> Env {
-    let account = Ministack::shared().fresh_account();
-    let es = EsDouble::start(ADMIN_PW);
-    let replica = seed(&account, &es, ADMIN_PW).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = replica.write_config(dir.path());
-    Env {
-        es,
-        replica,
-        dir,
-        config,
-    }
-}
 
 fn opsguard(env: &Env) -> Cmd {
     Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
