@@ -31,3 +31,4 @@ pub mod remedy;
 pub mod report;
 pub mod rules;
 pub mod snapshot;
+pub mod state;

@@ -34,7 +34,7 @@ pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
     if args.run_id.is_empty() || args.run_id.contains(['/', '\\']) || args.run_id.starts_with('.') {
         return Err(Error::Resume(guard::resume::ResumeError::NoRun {
             run_id: args.run_id,
-            dir: dir.join("runs").display().to_string(),
+            dir: dir.join(crate::state::RUNS).display().to_string(),
         }));
     }
     let _lock = crate::remedy::lock::acquire(&dir, &format!("resume {}", args.run_id))?;
@@ -42,7 +42,7 @@ pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
         config,
         &policy,
         &key,
-        &dir.join("runs").join(&args.run_id),
+        &crate::state::run_dir(&dir, &args.run_id),
         &args.run_id,
         args.stable_timeout
             .map(std::time::Duration::from_secs)

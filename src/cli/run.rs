@@ -81,7 +81,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
         watch: args.watch,
         skip_preflight: args.skip_preflight,
         command: args.command,
-        run_dir: dir.join("runs").join(&run_id),
+        run_dir: crate::state::run_dir(&dir, &run_id),
         run_id,
     };
     let result = guard::run::run(config, &policy, &key, opts).await?;

@@ -27,12 +27,12 @@ pub struct Lock {
 }
 
 pub fn acquire(state_dir: &Path, what: &str) -> Result<Lock, LockError> {
-    let path = state_dir.join("lock");
+    let path = state_dir.join(crate::state::LOCK);
     let io = |source| LockError::Io {
         path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(state_dir).map_err(io)?;
+    crate::state::ensure(state_dir).map_err(io)?;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::Path;
 
 pub const KEY_ENV: &str = "OPSGUARD_FINGERPRINT_KEY";
-const KEY_FILE: &str = "fingerprint.key";
+const KEY_FILE: &str = crate::state::FINGERPRINT_KEY;
 
 /// The HMAC key. Deliberately neither `Display` nor a revealing `Debug`.
 pub struct FingerprintKey(SecretSlice<u8>);
@@ -54,7 +54,7 @@ impl FingerprintKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        std::fs::create_dir_all(state_dir)?;
+        crate::state::ensure(state_dir)?;
         let key: [u8; 32] = rand::random();
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
