@@ -136,7 +136,29 @@ fn the_man_page_names_the_subcommands_and_each_has_its_own() {
             out.stdout
         );
     }
-    assert!(out.stdout.contains("Exit codes"), "{}", out.stdout);
+    // The exit codes keep their table layout (no-fill), and the sections a
+    // man page reader looks for are there.
+    for section in [
+        ".SH \"EXIT STATUS\"\n.nf",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH EXAMPLES",
+    ] {
+        assert!(out.stdout.contains(section), "{section}: {}", out.stdout);
+    }
+    assert!(!out.stdout.contains(".SH EXTRA"), "{}", out.stdout);
+    assert!(out.stdout.contains("OPSGUARD_CONFIG"), "{}", out.stdout);
+    // --config and -v mean nothing to the commands that describe the CLI.
+    for sub in ["completions", "man"] {
+        let page = opsguard().args(["man", sub]).output();
+        page.assert_code(0);
+        assert!(page.stdout.contains(".SH OPTIONS"), "{}", page.stdout);
+        assert!(!page.stdout.contains("config"), "{sub}: {}", page.stdout);
+        assert!(!page.stdout.contains("verbose"), "{sub}: {}", page.stdout);
+        let help = opsguard().args([sub, "--help"]).output();
+        help.assert_code(0);
+        assert!(!help.stdout.contains("--config"), "{sub}: {}", help.stdout);
+    }
 
     let page = opsguard().args(["man", "hook", "install"]).output();
     page.assert_code(0);
@@ -247,4 +269,37 @@ fn errors_say_what_to_do_next() {
             out.stderr
         );
     }
+}
+
+#[tokio::test]
+async fn the_state_folder_never_reaches_git() {
+    let env = setup().await;
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(env.dir.path())
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    git(&["init", "-q"]);
+    opsguard()
+        .envs(env.replica.env())
+        .current_dir(env.dir.path())
+        .args(["snapshot", "-o", "snap.json", "--config"])
+        .arg(&env.config)
+        .output()
+        .assert_code(0);
+    let state = env.dir.path().join(".opsguard");
+    assert!(state.join("fingerprint.key").is_file(), "the key was made");
+    let untracked = git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(
+        untracked.contains("snap.json"),
+        "git sees new files: {untracked}"
+    );
+    assert!(
+        !untracked.contains(".opsguard"),
+        "the state folder is ignored: {untracked}"
+    );
 }

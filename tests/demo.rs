@@ -53,3 +53,28 @@ fn the_demo_replays_the_incident_and_opsguard_blocks_it() {
         "a {longest}-hex-digit run in the demo's output looks like a password"
     );
 }
+
+#[test]
+fn the_setup_only_shell_has_opsguard_its_config_and_the_scenarios_python() {
+    let opsguard = PathBuf::from(env!("CARGO_BIN_EXE_opsguard"));
+    let es_double = opsguard.with_file_name("es-double");
+    // What a person types in the shell `--setup-only -- bash` leaves them in.
+    let script = "command -v opsguard >/dev/null || { echo 'no opsguard on PATH'; exit 91; }
+        [ -f \"$OPSGUARD_CONFIG\" ] || { echo 'OPSGUARD_CONFIG unset'; exit 92; }
+        python3 -c 'import boto3, elasticsearch' || exit 93
+        opsguard check";
+    let out = Cmd::new(workspace_root().join("scripts/demo"))
+        .args(["--setup-only", "--", "bash", "-c", script])
+        .env("OPSGUARD_BIN", &opsguard)
+        .env("ES_DOUBLE_BIN", &es_double)
+        .env("OPSGUARD_VENV", venv_dir())
+        .env("NO_COLOR", "1")
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env_remove("OPSGUARD_CONFIG")
+        .current_dir(workspace_root())
+        .timeout(Duration::from_secs(120))
+        .output();
+    out.assert_code(0);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("The incident replica is running"), "{all}");
+}

@@ -155,7 +155,7 @@ pub enum Command {
 /// The clap command, with each subcommand's exit codes after its help. The
 /// parser, the completions and the man page all use this one.
 pub fn command() -> clap::Command {
-    Cli::command()
+    let mut cmd = Cli::command()
         .mut_subcommand("run", |c| c.after_help(RUN_EXIT_CODES))
         .mut_subcommand("check", |c| c.after_help(CHECK_EXIT_CODES))
         .mut_subcommand("snapshot", |c| c.after_help(SNAPSHOT_EXIT_CODES))
@@ -172,7 +172,20 @@ pub fn command() -> clap::Command {
         .mut_subcommand("hook", |c| c.after_help(hook::EXIT_CODES))
         .mut_subcommand("init", |c| c.after_help(init::EXIT_CODES))
         .mut_subcommand("completions", |c| c.after_help(completions::EXIT_CODES))
-        .mut_subcommand("man", |c| c.after_help(OUTPUT_EXIT_CODES))
+        .mut_subcommand("man", |c| c.after_help(OUTPUT_EXIT_CODES));
+    // --config and -v are global, but mean nothing to the two commands that
+    // only describe the CLI. A hidden arg of the same id on a subcommand
+    // stops clap propagating the global one there, which keeps them out of
+    // those commands' help, man pages and completions.
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().global(false).hide(true))
+        .collect();
+    for sub in ["completions", "man"] {
+        cmd = cmd.mut_subcommand(sub, |c| c.args(hidden.clone()));
+    }
+    cmd
 }
 
 /// Entry point of the binary.
@@ -319,14 +332,10 @@ pub fn fingerprint_key(dir: &Path) -> Result<crate::snapshot::fingerprint::Finge
         })
 }
 
-/// `.opsguard/` beside the config file: run state and the fingerprint key.
+/// `.opsguard/` beside the config file: run state and the fingerprint key
+/// (the layout is [`crate::state`]'s).
 pub fn state_dir(config: &Config) -> PathBuf {
-    let dir = config
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    dir.join(".opsguard")
+    crate::state::beside(&config.path)
 }
 
 /// Write to a file atomically: a reader never sees half a snapshot.
