@@ -5,6 +5,7 @@
 
 use es_double::EsDouble;
 use opsguard_testkit::ministack::{venv_dir, workspace_root};
+use opsguard_testkit::schema::{assert_conforms, Schema};
 use opsguard_testkit::{assert_no_leak_named, seed, Cmd, Ministack, Output, Replica};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -219,4 +220,28 @@ pub fn assert_nothing_leaked(env: &Env, out: &Output, report: &str, extra: &[Str
     ];
     hay.extend(state.iter().map(|(n, t)| (n.as_str(), t.as_str())));
     assert_no_leak_named(&hay, &secrets);
+}
+
+/// The report matches the published JSON Schema (`docs/schema/report.v1.json`),
+/// and so does every snapshot the run saved (`docs/schema/snapshot.v1.json`):
+/// the documented contract checked against real output.
+pub fn assert_documented(env: &Env, report: &Value) {
+    assert_conforms(Schema::Report, report);
+    let runs = env.dir.path().join(".opsguard/runs");
+    let mut snapshots = 0;
+    for run in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+        for name in ["before.json", "after.json"] {
+            let Ok(text) = std::fs::read_to_string(run.path().join(name)) else {
+                continue;
+            };
+            let snap: Value = serde_json::from_str(&text).unwrap();
+            assert_conforms(Schema::Snapshot, &snap);
+            snapshots += 1;
+        }
+    }
+    assert!(
+        snapshots > 0,
+        "the run saved no snapshot under {}",
+        runs.display()
+    );
 }
