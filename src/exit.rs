@@ -1,4 +1,4 @@
-//! Exit codes. They are a contract (DESIGN.md, "Exit codes"): scripts, hooks
+//! Exit codes. They are a contract (docs/cli.md, "Exit codes"): scripts, hooks
 //! and CI gates outside this project branch on them, so they live here as named
 //! constants and nowhere else.
 

@@ -31,6 +31,7 @@ async fn rolled_back(script_rel: &str) -> (Env, Value) {
     assert_eq!(report["remediation"]["verified"], true);
     assert!(actions(&report).iter().all(|a| a.2), "{report:#}");
     assert_nothing_leaked(&env, &out, &text, &[]);
+    assert_documented(&env, &report);
     (env, report)
 }
 
@@ -323,6 +324,7 @@ async fn the_tripwire_stops_the_script_and_rolls_back_within_a_second() {
     assert!(authenticates(&env, "diff_tool", env.replica.password("diff_tool")).await);
     assert!(out.stderr.contains("tripwire"), "{}", out.stderr);
     assert_nothing_leaked(&env, &out, &text, &[]);
+    assert_documented(&env, &report);
 }
 
 #[tokio::test]

@@ -596,7 +596,7 @@ fn junit_survives_markup_in_messages() {
 }
 
 #[test]
-fn json_is_the_model_and_the_design_schema() {
+fn json_is_the_model_and_the_documented_schema() {
     let (incident, _) = incident();
     let text = report::render(Format::Json, &incident, None, false);
     let back: Report = serde_json::from_str(&text).unwrap();
@@ -701,4 +701,18 @@ fn remediation_notes_and_errors_are_shown() {
     let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     assert_eq!(parsed.errors, 1, "{xml}");
     assert!(!xml.contains("no violations"), "{xml}");
+}
+
+#[test]
+fn every_json_report_and_snapshot_here_matches_the_published_schema() {
+    use opsguard_testkit::schema::{assert_conforms, Schema};
+    for (name, report, _) in cases() {
+        let text = report::render(Format::Json, &report, None, false);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["schema"], "opsguard.report/v1", "{name}");
+        assert_conforms(Schema::Report, &json);
+    }
+    for snap in [incident_before(), incident_after()] {
+        assert_conforms(Schema::Snapshot, &serde_json::to_value(&snap).unwrap());
+    }
 }

@@ -5,22 +5,9 @@
 use opsguard_testkit::{Cmd, Output};
 use std::path::Path;
 
-const RULE: &str = r#"id = "secret-scheduled-for-deletion"
-summary = "A consumed secret is scheduled for deletion"
-severity = "warn"
-each = "secrets"
-when = 'secret.live && secret.deletion_scheduled_after'
-message = "secret {id} is scheduled for deletion ({consumers})"
-why = "Tasks that start after the deletion cannot read it."
-remedies = ["rollback"]
-
-[[test]]
-name = "scheduled"
-expect = "fire"
-[test.facts]
-live = true
-deletion_scheduled_after = true
-"#;
+/// A user rule (not in the built-in pack), one file shared by the unit
+/// tests in src/cli/rules.rs and these.
+const RULE: &str = include_str!("fixtures/secret-scheduled-for-deletion.toml");
 
 const CONFIG: &str = r#"
 [elasticsearch]

@@ -59,6 +59,7 @@ async fn the_2021_script_is_blocked_with_the_consumers_named() {
     );
     assert!(out.stderr.contains("prod-search-api"), "{}", out.stderr);
     assert_nothing_leaked(&env, &out, &text, &[]);
+    assert_documented(&env, &report);
 }
 
 #[tokio::test]
@@ -229,6 +230,7 @@ async fn check_reports_shared_credentials_as_a_warning() {
     out.assert_code(0);
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["subcommand"], "check");
+    opsguard_testkit::schema::assert_conforms(opsguard_testkit::schema::Schema::Report, &report);
     assert_eq!(
         fired(&report),
         pairs(&[

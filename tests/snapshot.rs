@@ -65,6 +65,7 @@ async fn snapshot_of_the_incident_replica() {
     out.assert_code(0);
     assert_eq!(out.stdout, "", "with -o nothing goes to stdout");
     assert_eq!(snap["schema"], "opsguard.snapshot/v1");
+    opsguard_testkit::schema::assert_conforms(opsguard_testkit::schema::Schema::Snapshot, &snap);
 
     // Services and their running tasks.
     let services = snap["services"].as_array().unwrap();

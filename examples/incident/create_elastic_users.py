@@ -1,7 +1,7 @@
 """Create (or update!) the catalogue API's Elasticsearch users - the 2021 script.
 
 A replica, written for this project, of what the user-provisioning script run
-on 2021-07-27 did (see incident-2021-07-27.md): it makes sure the
+on 2021-07-27 did (see docs/model.md, "The outage behind it"): it makes sure the
 `catalogue_read` role exists, then for every service user it calls
 `put_user` with a brand-new random password and writes the username and the
 password to Secrets Manager.

@@ -571,9 +571,23 @@ fn cm(s: &str) -> String {
         .collect()
 }
 
-/// The config text.
+/// The config text, one section after another.
 pub fn render(m: &Model) -> String {
     let mut o = String::new();
+    header(&mut o, m);
+    elasticsearch_table(&mut o, m);
+    aws_table(&mut o, m);
+    ecs_table(&mut o, m);
+    secrets_comment(&mut o, m);
+    credentials_entries(&mut o, m);
+    other_secret_vars(&mut o, m);
+    rules_and_the_rest(&mut o);
+    o
+}
+
+/// The opening comment: when and from what the file was written, and what to do
+/// before the first run.
+fn header(o: &mut String, m: &Model) {
     let services: usize = m.clusters.iter().map(|c| c.services.len()).sum();
     let _ = writeln!(
         o,
@@ -602,7 +616,11 @@ pub fn render(m: &Model) -> String {
          #      the live environment, changing nothing.\n\
          # The format is in README.md, \"Configuration\".\n\n",
     );
+}
 
+/// `[elasticsearch]`: the URL (guessed from the task definitions when they
+/// agree) and opsguard's own identity, to fill in.
+fn elasticsearch_table(o: &mut String, m: &Model) {
     o.push_str("[elasticsearch]\n");
     match m.es_urls.len() {
         1 => {
@@ -642,7 +660,10 @@ pub fn render(m: &Model) -> String {
          password_env = \"OPSGUARD_ES_PASSWORD\"\n\
          # ca_cert = \"ca.pem\"          # a private CA, relative to this file\n\n",
     );
+}
 
+/// `[aws]`: region, endpoint and profile, as given or discovered.
+fn aws_table(o: &mut String, m: &Model) {
     o.push_str("[aws]\n");
     match &m.region {
         Some(r) => {
@@ -665,7 +686,10 @@ pub fn render(m: &Model) -> String {
     o.push_str(
         "# Several accounts or regions: [[aws.targets]] (README.md, \"Many accounts\").\n\n",
     );
+}
 
+/// `[ecs]`, after a comment per cluster listing its services.
+fn ecs_table(o: &mut String, m: &Model) {
     for c in &m.clusters {
         let _ = writeln!(
             o,
@@ -700,7 +724,10 @@ pub fn render(m: &Model) -> String {
     o.push_str("[ecs]\n");
     let names: Vec<String> = m.clusters.iter().map(|c| toml_str(&c.name)).collect();
     let _ = writeln!(o, "clusters = [{}]\n", names.join(", "));
+}
 
+/// The secrets the task definitions reference, as a comment (init never reads one).
+fn secrets_comment(o: &mut String, m: &Model) {
     if !m.secrets.is_empty() {
         o.push_str("# Secrets the task definitions reference (never read by init):\n");
         for (name, (status, readers)) in &m.secrets {
@@ -713,7 +740,11 @@ pub fn render(m: &Model) -> String {
         }
         o.push('\n');
     }
+}
 
+/// One `[[credentials]]` entry per credential found, with who reads it; an
+/// entry that shares a variable with an earlier one is written commented out.
+fn credentials_entries(o: &mut String, m: &Model) {
     if m.credentials.is_empty() {
         o.push_str(
             "# FILL IN: no pair of variables looked like an Elasticsearch credential.\n\
@@ -781,6 +812,10 @@ pub fn render(m: &Model) -> String {
         }
         o.push('\n');
     }
+}
+
+/// Secret variables in no credential, and how to declare one that holds a JSON object.
+fn other_secret_vars(o: &mut String, m: &Model) {
     if !m.other_secret_vars.is_empty() {
         o.push_str("# Other secret variables, in no credential above:\n");
         for (var, services) in &m.other_secret_vars {
@@ -796,7 +831,11 @@ pub fn render(m: &Model) -> String {
              # password_key = \"password\"\n\n",
         );
     }
+}
 
+/// `[rules]`, starting in mode block, and commented examples of
+/// `[environments]` and `[[waivers]]`.
+fn rules_and_the_rest(o: &mut String) {
     o.push_str(
         "[rules]\n\
          paths = []                 # extra rule directories, relative to this file\n\
@@ -812,7 +851,6 @@ pub fn render(m: &Model) -> String {
          # reason = \"prod and stage share users until ticket 123\"\n\
          # expires = \"2027-01-31\"   # an expired waiver is an error\n",
     );
-    o
 }
 
 #[cfg(test)]

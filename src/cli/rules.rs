@@ -171,22 +171,9 @@ fn write_test_run(
 mod tests {
     use super::*;
 
-    const RULE: &str = r#"id = "secret-scheduled-for-deletion"
-summary = "A consumed secret is scheduled for deletion"
-severity = "warn"
-each = "secrets"
-when = 'secret.live && secret.deletion_scheduled_after'
-message = "secret {id} is scheduled for deletion ({consumers})"
-why = "Tasks that start after the deletion cannot read it."
-remedies = ["rollback"]
-
-[[test]]
-name = "scheduled"
-expect = "fire"
-[test.facts]
-live = true
-deletion_scheduled_after = true
-"#;
+    /// A user rule (not in the built-in pack), one file shared by the unit
+    /// tests of `rules` and tests/rules_cli.rs.
+    const RULE: &str = include_str!("../../tests/fixtures/secret-scheduled-for-deletion.toml");
 
     struct Ran {
         code: Result<u8, Error>,

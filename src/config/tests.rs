@@ -1,7 +1,7 @@
 use super::*;
 use secrecy::ExposeSecret;
 
-const DESIGN_EXAMPLE: &str = r#"
+const DOCUMENTED_EXAMPLE: &str = r#"
 [elasticsearch]
 url = "https://catalogue.es.example:9243"
 username = "elastic"                    # admin identity for snapshots and rollback
@@ -58,8 +58,8 @@ fn err_line(text: &str) -> String {
 }
 
 #[test]
-fn the_design_example_parses() {
-    let c = parse(DESIGN_EXAMPLE).unwrap();
+fn the_documented_example_parses() {
+    let c = parse(DOCUMENTED_EXAMPLE).unwrap();
     assert_eq!(
         c.elasticsearch.url.as_str(),
         "https://catalogue.es.example:9243/"
@@ -93,7 +93,7 @@ fn the_design_example_parses() {
 
 #[test]
 fn the_admin_password_never_shows_in_debug_output() {
-    let c = parse(DESIGN_EXAMPLE).unwrap();
+    let c = parse(DOCUMENTED_EXAMPLE).unwrap();
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("hunter2-admin"), "{dbg}");
 }
@@ -107,31 +107,31 @@ fn malformed_toml_points_at_line_and_column() {
 
 #[test]
 fn unknown_keys_are_errors() {
-    let text = DESIGN_EXAMPLE.replace("region = \"eu-west-1\"", "regoin = \"eu-west-1\"");
+    let text = DOCUMENTED_EXAMPLE.replace("region = \"eu-west-1\"", "regoin = \"eu-west-1\"");
     let e = err_line(&text);
     assert!(e.starts_with("opsguard.toml:9:1:"), "{e}");
     assert!(e.contains("unknown field `regoin`"), "{e}");
 
-    let text = format!("{DESIGN_EXAMPLE}\n[extra]\nx = 1\n");
+    let text = format!("{DOCUMENTED_EXAMPLE}\n[extra]\nx = 1\n");
     assert!(err_line(&text).contains("unknown field `extra`"));
 }
 
 #[test]
 fn missing_required_keys_are_errors() {
-    let text = DESIGN_EXAMPLE.replace("url = \"https://catalogue.es.example:9243\"\n", "");
+    let text = DOCUMENTED_EXAMPLE.replace("url = \"https://catalogue.es.example:9243\"\n", "");
     let e = err_line(&text);
     assert!(e.contains("missing required key `url`"), "{e}");
     assert!(e.starts_with("opsguard.toml:2:1:"), "{e}");
 
-    let text = DESIGN_EXAMPLE.replace("clusters = [\"catalogue-api-2021-04-26\"]", "");
+    let text = DOCUMENTED_EXAMPLE.replace("clusters = [\"catalogue-api-2021-04-26\"]", "");
     assert!(err_line(&text).contains("missing required key `clusters`"));
 
-    let text = DESIGN_EXAMPLE
+    let text = DOCUMENTED_EXAMPLE
         .replace("[ecs]\n", "")
         .replace("clusters = [\"catalogue-api-2021-04-26\"]", "");
     assert!(err_line(&text).contains("missing required table [ecs]"));
 
-    let text = DESIGN_EXAMPLE.replace("kind = \"elasticsearch-api-key\"\n", "");
+    let text = DOCUMENTED_EXAMPLE.replace("kind = \"elasticsearch-api-key\"\n", "");
     assert!(
         err_line(&text).contains("missing field `kind`"),
         "{}",
@@ -141,7 +141,7 @@ fn missing_required_keys_are_errors() {
 
 #[test]
 fn a_credentials_entry_naming_no_env_vars_is_an_error() {
-    let text = DESIGN_EXAMPLE.replace("api_key_env = \"es_apikey\"\n", "");
+    let text = DOCUMENTED_EXAMPLE.replace("api_key_env = \"es_apikey\"\n", "");
     let e = err_line(&text);
     assert!(e.contains("[[credentials]] entry names no env vars"), "{e}");
     assert!(e.starts_with("opsguard.toml:20:1:"), "{e}");
@@ -149,13 +149,13 @@ fn a_credentials_entry_naming_no_env_vars_is_an_error() {
 
 #[test]
 fn half_a_basic_credential_is_an_error() {
-    let text = DESIGN_EXAMPLE.replace("password_env = \"es_password\"\n", "");
+    let text = DOCUMENTED_EXAMPLE.replace("password_env = \"es_password\"\n", "");
     assert!(err_line(&text).contains("needs both username_env and password_env"));
 }
 
 #[test]
 fn json_credentials_default_their_keys() {
-    let text = DESIGN_EXAMPLE.replace(
+    let text = DOCUMENTED_EXAMPLE.replace(
         "username_env = \"es_username\"\npassword_env = \"es_password\"",
         "json_env = \"es_credentials\"",
     );
@@ -172,7 +172,7 @@ fn json_credentials_default_their_keys() {
 
 #[test]
 fn an_env_var_in_two_entries_is_an_error() {
-    let text = DESIGN_EXAMPLE.replace(
+    let text = DOCUMENTED_EXAMPLE.replace(
         "api_key_env = \"es_apikey\"",
         "api_key_env = \"es_password\"",
     );
@@ -183,7 +183,7 @@ fn an_env_var_in_two_entries_is_an_error() {
 fn an_unset_password_env_var_is_an_error_pointing_at_it() {
     let e = Config::parse(
         Path::new("opsguard.toml"),
-        DESIGN_EXAMPLE,
+        DOCUMENTED_EXAMPLE,
         &|_| None,
         today(),
     )
@@ -197,18 +197,18 @@ fn an_unset_password_env_var_is_an_error_pointing_at_it() {
 
 #[test]
 fn exactly_one_admin_credential_source() {
-    let text = DESIGN_EXAMPLE.replace(
+    let text = DOCUMENTED_EXAMPLE.replace(
         "password_env = \"OPSGUARD_ES_PASSWORD\"",
         "password_env = \"OPSGUARD_ES_PASSWORD\"\npassword_secret = \"x\"",
     );
     assert!(err_line(&text).contains("more than one of"));
-    let text = DESIGN_EXAMPLE.replace("password_env = \"OPSGUARD_ES_PASSWORD\"", "");
+    let text = DOCUMENTED_EXAMPLE.replace("password_env = \"OPSGUARD_ES_PASSWORD\"", "");
     assert!(err_line(&text).contains("names no credential for opsguard itself"));
 }
 
 #[test]
 fn password_secret_and_api_key_are_accepted() {
-    let text = DESIGN_EXAMPLE.replace(
+    let text = DOCUMENTED_EXAMPLE.replace(
         "password_env = \"OPSGUARD_ES_PASSWORD\"",
         "password_secret = \"elasticsearch/admin\"",
     );
@@ -221,7 +221,7 @@ fn password_secret_and_api_key_are_accepted() {
         }
         other => panic!("{other:?}"),
     }
-    let text = DESIGN_EXAMPLE
+    let text = DOCUMENTED_EXAMPLE
         .replace("username = \"elastic\"", "")
         .replace(
             "password_env = \"OPSGUARD_ES_PASSWORD\"",
@@ -235,28 +235,31 @@ fn password_secret_and_api_key_are_accepted() {
 
 #[test]
 fn an_expired_waiver_is_an_error_not_a_pass() {
-    let text = DESIGN_EXAMPLE.replace("2027-01-31", "2026-11-23");
+    let text = DOCUMENTED_EXAMPLE.replace("2027-01-31", "2026-11-23");
     let e = err_line(&text);
     assert!(e.contains("expired on 2026-11-23"), "{e}");
     assert!(e.starts_with("opsguard.toml:32:11:"), "{e}");
     // Expiring today is still valid today.
-    assert!(parse(&DESIGN_EXAMPLE.replace("2027-01-31", "2026-11-24")).is_ok());
-    assert!(err_line(&DESIGN_EXAMPLE.replace("2027-01-31", "next year")).contains("is not a date"));
+    assert!(parse(&DOCUMENTED_EXAMPLE.replace("2027-01-31", "2026-11-24")).is_ok());
+    assert!(
+        err_line(&DOCUMENTED_EXAMPLE.replace("2027-01-31", "next year")).contains("is not a date")
+    );
 }
 
 #[test]
 fn unknown_mode_and_kind_are_errors() {
-    let text = DESIGN_EXAMPLE.replace("on_violation = \"rollback\"", "on_violation = \"yolo\"");
+    let text = DOCUMENTED_EXAMPLE.replace("on_violation = \"rollback\"", "on_violation = \"yolo\"");
     assert!(err_line(&text).contains("unknown on_violation \"yolo\""));
-    let text = DESIGN_EXAMPLE.replace("kind = \"elasticsearch-basic\"", "kind = \"basic\"");
+    let text = DOCUMENTED_EXAMPLE.replace("kind = \"elasticsearch-basic\"", "kind = \"basic\"");
     assert!(err_line(&text).contains("unknown credential kind \"basic\""));
 }
 
 #[test]
 fn bad_urls_are_errors() {
-    let text = DESIGN_EXAMPLE.replace("https://catalogue.es.example:9243", "catalogue.es.example");
+    let text =
+        DOCUMENTED_EXAMPLE.replace("https://catalogue.es.example:9243", "catalogue.es.example");
     assert!(err_line(&text).contains("is not an http(s) URL"));
-    let text = DESIGN_EXAMPLE.replace("https://catalogue", "https://u:p@catalogue");
+    let text = DOCUMENTED_EXAMPLE.replace("https://catalogue", "https://u:p@catalogue");
     assert!(err_line(&text).contains("must not carry credentials"));
 }
 
@@ -271,14 +274,14 @@ fn an_unreadable_file_is_an_error() {
 fn offline_loading_needs_no_password_in_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("opsguard.toml");
-    std::fs::write(&path, DESIGN_EXAMPLE).unwrap();
+    std::fs::write(&path, DOCUMENTED_EXAMPLE).unwrap();
     let c = Config::load_offline(&path).unwrap();
     assert!(matches!(c.elasticsearch.auth, EsAuth::Offline));
     assert_eq!(c.waivers.len(), 1);
     // Form is still checked.
     std::fs::write(
         &path,
-        DESIGN_EXAMPLE.replace("kind = \"elasticsearch-basic\"", "kind = \"x\""),
+        DOCUMENTED_EXAMPLE.replace("kind = \"elasticsearch-basic\"", "kind = \"x\""),
     )
     .unwrap();
     assert!(Config::load_offline(&path).is_err());
@@ -286,7 +289,7 @@ fn offline_loading_needs_no_password_in_the_environment() {
 
 #[test]
 fn environments_come_from_service_name_prefixes() {
-    let c = parse(DESIGN_EXAMPLE).unwrap();
+    let c = parse(DOCUMENTED_EXAMPLE).unwrap();
     assert_eq!(
         environment_of("prod-search-api", &c.environment_prefixes),
         "prod"
@@ -297,7 +300,7 @@ fn environments_come_from_service_name_prefixes() {
     );
     assert_eq!(environment_of("search-api", &c.environment_prefixes), "");
     let c = parse(&format!(
-        "{DESIGN_EXAMPLE}\n[environments]\nprefixes = [\"live_\", \"live_eu_\"]\n"
+        "{DOCUMENTED_EXAMPLE}\n[environments]\nprefixes = [\"live_\", \"live_eu_\"]\n"
     ))
     .unwrap();
     assert_eq!(
@@ -310,7 +313,7 @@ fn environments_come_from_service_name_prefixes() {
         ""
     );
     assert!(err_line(&format!(
-        "{DESIGN_EXAMPLE}\n[environments]\nprefixes = [\"-\"]\n"
+        "{DOCUMENTED_EXAMPLE}\n[environments]\nprefixes = [\"-\"]\n"
     ))
     .contains("names no environment"));
 }
@@ -361,7 +364,7 @@ fn several_accounts_are_targets_with_qualified_clusters() {
     );
     // The single-target form is unchanged.
     assert_eq!(
-        parse(DESIGN_EXAMPLE).unwrap().clusters(),
+        parse(DOCUMENTED_EXAMPLE).unwrap().clusters(),
         ["catalogue-api-2021-04-26"]
     );
 }

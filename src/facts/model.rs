@@ -42,26 +42,36 @@ pub struct CredentialFact {
     pub kind: String,
     /// ES username (basic) or API key id (api key), after the command.
     pub principal: String,
+    /// ES username (basic) or API key id (api key), before the command.
     pub principal_before: String,
-    /// The credential appeared in the before / after credential graph.
+    /// The credential appeared in the before credential graph.
     pub existed: bool,
+    /// The credential appears in the after credential graph.
     pub exists: bool,
     /// At least one consumer had running tasks (before or after).
     pub live: bool,
-    /// Total running tasks of the consumers, before / after.
+    /// Total running tasks of the consumers, before the command.
     pub running_tasks_before: i64,
+    /// Total running tasks of the consumers, after the command.
     pub running_tasks_after: i64,
 
-    /// The ES user (or API key) exists, before / after.
+    /// The ES user (or API key) existed before the command.
     pub principal_existed: bool,
+    /// The ES user (or API key) exists after the command.
     pub principal_exists: bool,
-    /// The ES user is enabled (for an API key: not invalidated, not expired).
+    /// Before the command, the ES user was enabled (for an API key: not
+    /// invalidated, not expired).
     pub enabled_before: bool,
+    /// After the command, the ES user is enabled (for an API key: not
+    /// invalidated, not expired).
     pub enabled_after: bool,
+    /// The ES user's roles before the command.
     pub roles_before: Vec<String>,
+    /// The ES user's roles after the command.
     pub roles_after: Vec<String>,
     /// Roles in `roles_before` and not in `roles_after`.
     pub roles_lost: Vec<String>,
+    /// Roles in `roles_after` and not in `roles_before`.
     pub roles_gained: Vec<String>,
 
     /// Probe of the value the consumers held before the command, made before it.
@@ -82,6 +92,7 @@ pub struct CredentialFact {
     pub pinned: bool,
     /// Secrets of this credential deleted, or scheduled for deletion, by the command.
     pub secrets_removed: Vec<String>,
+    /// Names of the secrets this credential is read from.
     pub secrets: Vec<String>,
 
     /// `cluster/service` of every consumer.
@@ -103,26 +114,42 @@ pub struct CredentialFact {
 pub struct ServiceFact {
     /// `cluster/service`.
     pub id: String,
+    /// The ECS cluster (with `[[aws.targets]]`: `TARGET:CLUSTER`).
     pub cluster: String,
+    /// The service's name.
     pub name: String,
     /// From the name's prefix (`prod-search-api` → `prod`); empty when none matches.
     pub environment: String,
+    /// The service existed before the command.
     pub existed: bool,
+    /// The service exists after the command.
     pub exists: bool,
+    /// Desired task count before the command.
     pub desired_before: i64,
+    /// Desired task count after the command.
     pub desired_after: i64,
+    /// Running task count before the command.
     pub running_before: i64,
+    /// Running task count after the command.
     pub running_after: i64,
+    /// Pending task count after the command.
     pub pending_after: i64,
     /// Rollout state of the primary deployment (`COMPLETED`, `IN_PROGRESS`, `FAILED`).
     pub rollout_before: String,
+    /// Rollout state of the primary deployment after the command.
     pub rollout_after: String,
+    /// Number of deployments after the command (more than one: a rollout is
+    /// under way).
     pub deployments_after: i64,
+    /// Failed tasks of the primary deployment after the command.
     pub failed_tasks_after: i64,
+    /// Running tasks whose health check reports UNHEALTHY, before the command.
     pub unhealthy_tasks_before: i64,
+    /// Running tasks whose health check reports UNHEALTHY, after the command.
     pub unhealthy_tasks_after: i64,
     /// running ≥ desired, no failed rollout, no unhealthy task.
     pub healthy_before: bool,
+    /// running ≥ desired, no failed rollout, no unhealthy task, after the command.
     pub healthy_after: bool,
     /// Why it is not healthy after, in words; empty when healthy.
     pub degraded_reason: String,
@@ -138,16 +165,27 @@ pub struct ServiceFact {
 pub struct SecretFact {
     /// The secret's name.
     pub id: String,
+    /// The secret's ARN (empty when it does not exist).
     pub arn: String,
+    /// The secret existed before the command.
     pub existed: bool,
+    /// The secret exists after the command.
     pub exists: bool,
+    /// The secret was scheduled for deletion before the command.
     pub deletion_scheduled_before: bool,
+    /// The secret is scheduled for deletion after the command.
     pub deletion_scheduled_after: bool,
+    /// The version AWSCURRENT was on before the command.
     pub version_before: String,
+    /// The version AWSCURRENT is on after the command.
     pub version_after: String,
+    /// AWSCURRENT moved to another version, value changed or not.
     pub version_moved: bool,
+    /// The value (fingerprint) changed; a new version with the same value is no change.
     pub value_changed: bool,
+    /// When the new value was created (RFC 3339), if it changed.
     pub value_changed_at: String,
+    /// `cluster/service` of every service whose task definition references the secret.
     pub consumers: Vec<String>,
     /// Some consumer has running tasks.
     pub live: bool,

@@ -1,4 +1,4 @@
-//! The machine report: `opsguard.report/v1` (DESIGN.md, "Report JSON"), as
+//! The machine report: `opsguard.report/v1` (docs/report.md), as
 //! `--format json` prints it and `--report FILE` writes it. The field names
 //! are [`super::model::Report`]'s, so this module only fixes the layout:
 //! pretty-printed, fields in model order, one trailing newline.
@@ -18,7 +18,7 @@ mod tests {
     use crate::report::model::{Outcome, Violation};
 
     #[test]
-    fn round_trips_and_has_the_design_fields() {
+    fn round_trips_and_has_the_documented_fields() {
         let report = Report {
             schema: crate::report::model::SCHEMA.into(),
             run_id: "r".into(),

@@ -1,6 +1,7 @@
 //! The report (`opsguard.report/v1`): what `run`, `check` and `diff` found and
-//! did. The JSON form is a contract (DESIGN.md, "Report JSON"): field names
-//! are stable; add fields, never rename them.
+//! did. The JSON form is a contract (docs/report.md, and the JSON Schema
+//! docs/schema/report.v1.json): field names are stable; add fields, never
+//! rename them.
 
 use serde::{Deserialize, Serialize};
 

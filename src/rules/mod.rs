@@ -108,7 +108,7 @@ impl fmt::Display for Each {
     }
 }
 
-/// What puts a violation right (see DESIGN.md, "Remedy").
+/// What puts a violation right (see docs/model.md, "Remedies").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Remedy {

@@ -86,13 +86,44 @@ enum Origin {
     Missing,
 }
 
+/// One configured env var of a credential, as one container supplies it.
+#[derive(Clone, Debug)]
+struct Part {
+    /// `username`, `password`, `credentials-json` or `api-key`.
+    role: &'static str,
+    env: String,
+    origin: Origin,
+    /// Reads a fixed version instead of following AWSCURRENT.
+    pinned: bool,
+}
+
+/// Which services (and which of their containers and task definitions)
+/// carry one credential.
+#[derive(Default)]
+struct Consumer {
+    containers: BTreeSet<String>,
+    task_definitions: BTreeSet<String>,
+}
+
+/// The containers that carry the same credential: the same `[[credentials]]`
+/// entry, with every part coming from the same place.
 struct Group {
+    /// Index of the `[[credentials]]` entry.
     spec: usize,
-    /// (role, env name, origin, pinned)
-    parts: Vec<(&'static str, String, Origin, bool)>,
+    parts: Vec<Part>,
     /// Plain environment values for parts that come from `environment`.
     plain: BTreeMap<String, String>,
-    consumers: BTreeMap<ServiceRef, (BTreeSet<String>, BTreeSet<String>)>,
+    consumers: BTreeMap<ServiceRef, Consumer>,
+}
+
+/// What makes two containers' credentials the same one.
+type GroupKey = (usize, Vec<Origin>);
+
+/// A credential described, before the ids of all credentials are settled.
+struct Described {
+    state: CredentialState,
+    /// The value to probe with; `None` when it could not be assembled.
+    auth: Option<ProbeAuth>,
 }
 
 fn roles(spec: &CredentialSpec) -> Vec<(&'static str, &str)> {
@@ -111,6 +142,11 @@ fn roles(spec: &CredentialSpec) -> Vec<(&'static str, &str)> {
 /// `secrets` must hold a state for every secret a resolution names (missing
 /// ones with `exists: false`); it gains its `consumers`, and `services` gain
 /// their `consumes`.
+///
+/// Four steps: link every secret to the services that reference it; group
+/// containers into credentials by where their parts come from; describe each
+/// credential (its sources, its value to probe with, its consumers); name
+/// them.
 pub fn build(
     specs: &[CredentialSpec],
     services: &mut [ServiceState],
@@ -120,20 +156,52 @@ pub fn build(
     vault: &Vault,
     key: &FingerprintKey,
 ) -> Graph {
-    // Secret → consuming services (every secret reference, credential or not).
-    for s in services.iter() {
-        for td in task_definitions_of(s) {
-            let Some(td) = task_defs.get(td) else {
-                continue;
-            };
-            for c in &td.containers {
-                for (_, vf) in &c.secrets {
-                    if let Some(Resolution::Secret { name, .. }) = resolved.get(vf) {
-                        if let Some(st) = secrets.get_mut(name) {
-                            if !st.consumers.contains(&s.service) {
-                                st.consumers.push(s.service.clone());
-                            }
-                        }
+    link_secret_consumers(services, task_defs, resolved, secrets);
+    let groups = group_containers(specs, services, task_defs, resolved, key);
+    let described: Vec<Described> = groups
+        .into_values()
+        .map(|g| describe(&specs[g.spec], g, services, secrets, vault, key))
+        .collect();
+    let graph = name(described);
+    for s in services.iter_mut() {
+        s.consumes = graph
+            .credentials
+            .iter()
+            .filter(|c| c.consumers.iter().any(|k| k.service == s.service))
+            .map(|c| c.id.clone())
+            .collect();
+    }
+    graph
+}
+
+/// The containers of every task definition a service runs, or will run.
+fn containers_of<'a>(
+    s: &'a ServiceState,
+    task_defs: &'a BTreeMap<String, TaskDefinition>,
+) -> impl Iterator<Item = (&'a TaskDefinition, &'a crate::providers::Container)> + 'a {
+    task_definitions_of(s)
+        .into_iter()
+        .filter_map(|arn| task_defs.get(arn))
+        .flat_map(|td| td.containers.iter().map(move |c| (td, c)))
+}
+
+/// Secret → the services whose task definitions reference it (every secret
+/// reference, part of a credential or not), sorted.
+fn link_secret_consumers(
+    services: &[ServiceState],
+    task_defs: &BTreeMap<String, TaskDefinition>,
+    resolved: &HashMap<String, Resolution>,
+    secrets: &mut BTreeMap<SecretName, SecretState>,
+) {
+    for s in services {
+        for (_, c) in containers_of(s, task_defs) {
+            for (_, vf) in &c.secrets {
+                let Some(Resolution::Secret { name, .. }) = resolved.get(vf) else {
+                    continue;
+                };
+                if let Some(st) = secrets.get_mut(name) {
+                    if !st.consumers.contains(&s.service) {
+                        st.consumers.push(s.service.clone());
                     }
                 }
             }
@@ -142,224 +210,269 @@ pub fn build(
     for st in secrets.values_mut() {
         st.consumers.sort();
     }
+}
 
-    // Group containers into credentials by the origin of their parts.
-    let mut groups: BTreeMap<(usize, Vec<Origin>), Group> = BTreeMap::new();
-    for s in services.iter() {
-        for td_arn in task_definitions_of(s) {
-            let Some(td) = task_defs.get(td_arn) else {
-                continue;
-            };
-            for c in &td.containers {
-                for (i, spec) in specs.iter().enumerate() {
-                    let roles = roles(spec);
-                    let present = roles.iter().any(|(_, env)| {
-                        c.secrets.iter().any(|(n, _)| n == env)
-                            || c.environment.iter().any(|(n, _)| n == env)
-                    });
-                    if !present {
-                        continue;
-                    }
-                    let mut parts = Vec::new();
-                    let mut plain = BTreeMap::new();
-                    for (role, env) in roles {
-                        let (origin, pinned) = if let Some((_, vf)) =
-                            c.secrets.iter().find(|(n, _)| n == env)
-                        {
-                            match resolved.get(vf) {
-                                Some(Resolution::Secret {
-                                    name,
-                                    json_key,
-                                    version_stage,
-                                    version_id,
-                                    pinned,
-                                }) => (
-                                    Origin::Secret {
-                                        name: name.clone(),
-                                        json_key: json_key.clone(),
-                                        version_stage: version_stage.clone(),
-                                        version_id: version_id.clone(),
-                                    },
-                                    *pinned,
-                                ),
-                                Some(Resolution::SsmParameter { name }) => {
-                                    (Origin::SsmParameter(name.clone()), false)
-                                }
-                                Some(Resolution::Problem(p)) => (Origin::Problem(p.clone()), false),
-                                None => (
-                                    Origin::Problem(format!("valueFrom {vf:?} was not resolved")),
-                                    false,
-                                ),
-                            }
-                        } else if let Some((_, v)) = c.environment.iter().find(|(n, _)| n == env) {
-                            plain.insert(env.to_owned(), v.clone());
-                            (
-                                Origin::Environment {
-                                    fingerprint: key.fingerprint_bytes(v.as_bytes()),
-                                },
-                                false,
-                            )
-                        } else {
-                            (Origin::Missing, false)
-                        };
-                        parts.push((role, env.to_owned(), origin, pinned));
-                    }
-                    let id = (i, parts.iter().map(|p| p.2.clone()).collect::<Vec<_>>());
-                    let g = groups.entry(id).or_insert_with(|| Group {
-                        spec: i,
-                        parts,
-                        plain,
-                        consumers: BTreeMap::new(),
-                    });
-                    let entry = g.consumers.entry(s.service.clone()).or_default();
-                    entry.0.insert(c.name.clone());
-                    entry.1.insert(td.arn.clone());
+/// Containers grouped into credentials by the origin of their parts: two
+/// containers whose parts come from the same places hold the same credential,
+/// however their task definitions spelt the references.
+fn group_containers(
+    specs: &[CredentialSpec],
+    services: &[ServiceState],
+    task_defs: &BTreeMap<String, TaskDefinition>,
+    resolved: &HashMap<String, Resolution>,
+    key: &FingerprintKey,
+) -> BTreeMap<GroupKey, Group> {
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+    for s in services {
+        for (td, c) in containers_of(s, task_defs) {
+            for (i, spec) in specs.iter().enumerate() {
+                let roles = roles(spec);
+                let present = roles.iter().any(|(_, env)| {
+                    c.secrets.iter().any(|(n, _)| n == env)
+                        || c.environment.iter().any(|(n, _)| n == env)
+                });
+                if !present {
+                    continue;
                 }
+                let mut parts = Vec::new();
+                let mut plain = BTreeMap::new();
+                for (role, env) in roles {
+                    let (origin, pinned) = part_origin(c, env, resolved, key, &mut plain);
+                    parts.push(Part {
+                        role,
+                        env: env.to_owned(),
+                        origin,
+                        pinned,
+                    });
+                }
+                let id = (i, parts.iter().map(|p| p.origin.clone()).collect());
+                let g = groups.entry(id).or_insert_with(|| Group {
+                    spec: i,
+                    parts,
+                    plain,
+                    consumers: BTreeMap::new(),
+                });
+                let consumer = g.consumers.entry(s.service.clone()).or_default();
+                consumer.containers.insert(c.name.clone());
+                consumer.task_definitions.insert(td.arn.clone());
             }
         }
     }
+    groups
+}
 
-    // Assemble each credential's value and describe it.
-    let mut creds: Vec<(CredentialState, Option<ProbeAuth>)> = Vec::new();
-    for g in groups.into_values() {
-        let spec = &specs[g.spec];
-        let mut sources = Vec::new();
-        let mut values: Vec<Result<SecretString, String>> = Vec::new();
-        let mut secret_names = BTreeSet::new();
-        for (role, env, origin, _) in &g.parts {
-            let mut src = SourceState {
-                role: (*role).to_owned(),
-                env: env.clone(),
-                from: String::new(),
-                secret: None,
-                json_key: None,
-                version_stage: None,
-                version_id: None,
-                version_read: None,
-                fingerprint: None,
-            };
-            let value = match origin {
-                Origin::Secret {
-                    name,
-                    json_key,
-                    version_stage,
-                    version_id,
-                } => {
-                    src.from = "secret".into();
-                    src.secret = Some(name.clone());
-                    src.json_key = json_key.clone();
-                    src.version_stage = version_stage.clone();
-                    src.version_id = version_id.clone();
-                    secret_names.insert(name.clone());
-                    read_secret(
-                        secrets.get(name),
-                        vault,
-                        json_key,
-                        version_stage,
-                        version_id,
-                    )
-                    .map(|(v, version)| {
-                        src.version_read = Some(version);
-                        v
-                    })
-                }
-                Origin::Environment { .. } => {
-                    src.from = "environment".into();
-                    if *role == "username" {
-                        Ok(SecretString::from(
-                            g.plain.get(env).cloned().unwrap_or_default(),
-                        ))
-                    } else {
-                        Err(format!(
-                            "{env} is plain text in the task definition, not a secret; opsguard reads only secrets"
-                        ))
-                    }
-                }
-                Origin::SsmParameter(p) => {
-                    src.from = "ssm-parameter".into();
-                    Err(format!(
-                        "{env} comes from the SSM parameter {p:?}, not from Secrets Manager; opsguard cannot read it"
-                    ))
-                }
-                Origin::Problem(p) => {
-                    src.from = "secret".into();
-                    Err(format!("{env}: {p}"))
-                }
-                Origin::Missing => {
-                    src.from = "missing".into();
-                    Err(format!("{env} is not set by the container"))
-                }
-            };
-            if let Ok(v) = &value {
-                src.fingerprint = Some(key.fingerprint(v));
-            }
-            sources.push(src);
-            values.push(value);
-        }
-
-        let assembled = assemble(spec, values);
-        let (principal, auth, problem) = match assembled {
-            Ok((principal, auth)) => (Some(principal), Some(auth), None),
-            Err((principal, p)) => (principal, None, Some(p)),
-        };
-        let pinned = g.parts.iter().any(|p| p.3);
-        let origin = origin_key(spec.kind(), &g.parts);
-        let consumers = g
-            .consumers
-            .into_iter()
-            .map(|(service, (containers, tds))| {
-                let running = services
-                    .iter()
-                    .find(|s| s.service == service)
-                    .map(|s| {
-                        s.tasks
-                            .iter()
-                            .filter(|t| {
-                                t.last_status == "RUNNING" && tds.contains(&t.task_definition_arn)
-                            })
-                            .count() as u32
-                    })
-                    .unwrap_or(0);
-                ConsumerState {
-                    service,
-                    containers: containers.into_iter().collect(),
-                    task_definitions: tds.into_iter().collect(),
-                    running_tasks: running,
-                }
-            })
-            .collect();
-        creds.push((
-            CredentialState {
-                id: String::new(),
-                origin,
-                kind: spec.kind(),
-                principal,
-                sources,
-                secrets: secret_names.into_iter().collect(),
-                consumers,
+/// Where env var `env` of container `c` comes from, and whether it is
+/// pinned. A plain environment value is kept in `plain` (a username may be
+/// one) and identified by its fingerprint.
+fn part_origin(
+    c: &crate::providers::Container,
+    env: &str,
+    resolved: &HashMap<String, Resolution>,
+    key: &FingerprintKey,
+    plain: &mut BTreeMap<String, String>,
+) -> (Origin, bool) {
+    if let Some((_, vf)) = c.secrets.iter().find(|(n, _)| n == env) {
+        return match resolved.get(vf) {
+            Some(Resolution::Secret {
+                name,
+                json_key,
+                version_stage,
+                version_id,
                 pinned,
-                probe: Probe {
-                    result: ProbeResult::Unresolved,
-                    authenticated_as: None,
-                    detail: problem,
+            }) => (
+                Origin::Secret {
+                    name: name.clone(),
+                    json_key: json_key.clone(),
+                    version_stage: version_stage.clone(),
+                    version_id: version_id.clone(),
                 },
-            },
-            auth,
-        ));
+                *pinned,
+            ),
+            Some(Resolution::SsmParameter { name }) => (Origin::SsmParameter(name.clone()), false),
+            Some(Resolution::Problem(p)) => (Origin::Problem(p.clone()), false),
+            None => (
+                Origin::Problem(format!("valueFrom {vf:?} was not resolved")),
+                false,
+            ),
+        };
     }
+    if let Some((_, v)) = c.environment.iter().find(|(n, _)| n == env) {
+        plain.insert(env.to_owned(), v.clone());
+        let fingerprint = key.fingerprint_bytes(v.as_bytes());
+        return (Origin::Environment { fingerprint }, false);
+    }
+    (Origin::Missing, false)
+}
 
-    // Ids: the principal when unique; else qualified by where the secret part
-    // comes from; else numbered. Ids must be unique: probes and waivers key on them.
-    let mut by_base: BTreeMap<String, usize> = BTreeMap::new();
-    for (c, _) in &creds {
-        *by_base.entry(base_id(c)).or_default() += 1;
+/// One credential: where each part comes from (and, for the parts that can
+/// be read, the value's fingerprint), its value assembled to probe with, and
+/// its consumers with their running tasks. The probe itself is made later;
+/// here it is `unresolved`, with the reason when the value could not be
+/// assembled.
+fn describe(
+    spec: &CredentialSpec,
+    g: Group,
+    services: &[ServiceState],
+    secrets: &BTreeMap<SecretName, SecretState>,
+    vault: &Vault,
+    key: &FingerprintKey,
+) -> Described {
+    let mut sources = Vec::new();
+    let mut values: Vec<Result<SecretString, String>> = Vec::new();
+    let mut secret_names = BTreeSet::new();
+    for part in &g.parts {
+        if let Origin::Secret { name, .. } = &part.origin {
+            secret_names.insert(name.clone());
+        }
+        let (src, value) = read_part(part, &g.plain, secrets, vault, key);
+        sources.push(src);
+        values.push(value);
     }
-    let mut ids: Vec<String> = creds
+    let (principal, auth, problem) = match assemble(spec, values) {
+        Ok((principal, auth)) => (Some(principal), Some(auth), None),
+        Err((principal, p)) => (principal, None, Some(p)),
+    };
+    let pinned = g.parts.iter().any(|p| p.pinned);
+    let origin = origin_key(spec.kind(), &g.parts);
+    let consumers = g
+        .consumers
+        .into_iter()
+        .map(|(service, seen)| consumer_state(service, seen, services))
+        .collect();
+    Described {
+        state: CredentialState {
+            id: String::new(),
+            origin,
+            kind: spec.kind(),
+            principal,
+            sources,
+            secrets: secret_names.into_iter().collect(),
+            consumers,
+            pinned,
+            probe: Probe {
+                result: ProbeResult::Unresolved,
+                authenticated_as: None,
+                detail: problem,
+            },
+        },
+        auth,
+    }
+}
+
+/// One part as a source of the snapshot, and its value (or why there is none).
+fn read_part(
+    part: &Part,
+    plain: &BTreeMap<String, String>,
+    secrets: &BTreeMap<SecretName, SecretState>,
+    vault: &Vault,
+    key: &FingerprintKey,
+) -> (SourceState, Result<SecretString, String>) {
+    let env = &part.env;
+    let mut src = SourceState {
+        role: part.role.to_owned(),
+        env: env.clone(),
+        from: String::new(),
+        secret: None,
+        json_key: None,
+        version_stage: None,
+        version_id: None,
+        version_read: None,
+        fingerprint: None,
+    };
+    let value = match &part.origin {
+        Origin::Secret {
+            name,
+            json_key,
+            version_stage,
+            version_id,
+        } => {
+            src.from = "secret".into();
+            src.secret = Some(name.clone());
+            src.json_key = json_key.clone();
+            src.version_stage = version_stage.clone();
+            src.version_id = version_id.clone();
+            read_secret(
+                secrets.get(name),
+                vault,
+                json_key,
+                version_stage,
+                version_id,
+            )
+            .map(|(v, version)| {
+                src.version_read = Some(version);
+                v
+            })
+        }
+        Origin::Environment { .. } => {
+            src.from = "environment".into();
+            if part.role == "username" {
+                Ok(SecretString::from(
+                    plain.get(env).cloned().unwrap_or_default(),
+                ))
+            } else {
+                Err(format!(
+                    "{env} is plain text in the task definition, not a secret; opsguard reads only secrets"
+                ))
+            }
+        }
+        Origin::SsmParameter(p) => {
+            src.from = "ssm-parameter".into();
+            Err(format!(
+                "{env} comes from the SSM parameter {p:?}, not from Secrets Manager; opsguard cannot read it"
+            ))
+        }
+        Origin::Problem(p) => {
+            src.from = "secret".into();
+            Err(format!("{env}: {p}"))
+        }
+        Origin::Missing => {
+            src.from = "missing".into();
+            Err(format!("{env} is not set by the container"))
+        }
+    };
+    if let Ok(v) = &value {
+        src.fingerprint = Some(key.fingerprint(v));
+    }
+    (src, value)
+}
+
+/// A consumer with the number of its running tasks that carry the credential.
+fn consumer_state(service: ServiceRef, seen: Consumer, services: &[ServiceState]) -> ConsumerState {
+    let running = services
         .iter()
-        .map(|(c, _)| {
-            let base = base_id(c);
+        .find(|s| s.service == service)
+        .map(|s| {
+            s.tasks
+                .iter()
+                .filter(|t| {
+                    t.last_status == "RUNNING"
+                        && seen.task_definitions.contains(&t.task_definition_arn)
+                })
+                .count() as u32
+        })
+        .unwrap_or(0);
+    ConsumerState {
+        service,
+        containers: seen.containers.into_iter().collect(),
+        task_definitions: seen.task_definitions.into_iter().collect(),
+        running_tasks: running,
+    }
+}
+
+/// Ids: the principal when unique; else qualified by where the secret part
+/// comes from; else numbered. Ids must be unique: probes and waivers key on
+/// them. Returns the credentials sorted by id, with the values to probe.
+fn name(described: Vec<Described>) -> Graph {
+    let mut by_base: BTreeMap<String, usize> = BTreeMap::new();
+    for d in &described {
+        *by_base.entry(base_id(&d.state)).or_default() += 1;
+    }
+    let mut ids: Vec<String> = described
+        .iter()
+        .map(|d| {
+            let base = base_id(&d.state);
             if by_base[&base] > 1 {
-                format!("{base}@{}", qualifier(c))
+                format!("{base}@{}", qualifier(&d.state))
             } else {
                 base
             }
@@ -379,54 +492,50 @@ pub fn build(
     }
     let mut auth = BTreeMap::new();
     let mut credentials = Vec::new();
-    for ((mut c, a), id) in creds.into_iter().zip(ids) {
+    for (d, id) in described.into_iter().zip(ids) {
+        let mut c = d.state;
         c.id = id;
-        if let Some(a) = a {
+        if let Some(a) = d.auth {
             auth.insert(c.id.clone(), a);
         }
         credentials.push(c);
     }
     credentials.sort_by(|a, b| a.id.cmp(&b.id));
-
-    for s in services.iter_mut() {
-        s.consumes = credentials
-            .iter()
-            .filter(|c| c.consumers.iter().any(|k| k.service == s.service))
-            .map(|c| c.id.clone())
-            .collect();
-    }
     Graph { credentials, auth }
 }
-
 /// A canonical text of where each part comes from: the identity that joins a
 /// credential across two snapshots, whatever its id or principal became.
-fn origin_key(kind: CredentialKind, parts: &[(&'static str, String, Origin, bool)]) -> String {
+fn origin_key(kind: CredentialKind, parts: &[Part]) -> String {
     let kind = match kind {
         CredentialKind::ElasticsearchBasic => "elasticsearch-basic",
         CredentialKind::ElasticsearchApiKey => "elasticsearch-api-key",
     };
     let parts: Vec<String> = parts
         .iter()
-        .map(|(role, env, origin, _)| {
-            let from = match origin {
-                Origin::Secret {
-                    name,
-                    json_key,
-                    version_stage,
-                    version_id,
-                } => format!(
-                    "secret:{name}:{}:{}:{}",
-                    json_key.as_deref().unwrap_or(""),
-                    version_stage.as_deref().unwrap_or(""),
-                    version_id.as_deref().unwrap_or("")
-                ),
-                Origin::Environment { fingerprint } => format!("environment:{fingerprint}"),
-                Origin::SsmParameter(p) => format!("ssm-parameter:{p}"),
-                Origin::Problem(p) => format!("problem:{p}"),
-                Origin::Missing => "missing".to_owned(),
-            };
-            format!("{role}={env}<-{from}")
-        })
+        .map(
+            |Part {
+                 role, env, origin, ..
+             }| {
+                let from = match origin {
+                    Origin::Secret {
+                        name,
+                        json_key,
+                        version_stage,
+                        version_id,
+                    } => format!(
+                        "secret:{name}:{}:{}:{}",
+                        json_key.as_deref().unwrap_or(""),
+                        version_stage.as_deref().unwrap_or(""),
+                        version_id.as_deref().unwrap_or("")
+                    ),
+                    Origin::Environment { fingerprint } => format!("environment:{fingerprint}"),
+                    Origin::SsmParameter(p) => format!("ssm-parameter:{p}"),
+                    Origin::Problem(p) => format!("problem:{p}"),
+                    Origin::Missing => "missing".to_owned(),
+                };
+                format!("{role}={env}<-{from}")
+            },
+        )
         .collect();
     format!("{kind}|{}", parts.join("|"))
 }

@@ -1,10 +1,14 @@
 //! Helpers shared by the end-to-end tests of `run`, remedies and `resume`:
 //! a seeded incident replica per test, the scenario scripts, and scanning
 //! for leaked secrets.
-#![allow(dead_code)]
+//!
+//! Each test binary compiles this module and uses part of it, so every helper
+//! that some binary leaves unused says which binaries use it, rather than one
+//! allowance for the whole file hiding a helper nobody uses any more.
 
 use es_double::EsDouble;
 use opsguard_testkit::ministack::{venv_dir, workspace_root};
+use opsguard_testkit::schema::{assert_conforms, Schema};
 use opsguard_testkit::{assert_no_leak_named, seed, Cmd, Ministack, Output, Replica};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -12,6 +16,11 @@ use std::path::PathBuf;
 pub const ADMIN_PW: &str = "elastic-admin-pw-2b9e";
 
 pub struct Env {
+    /// Held so the double lives as long as the test (it stops on drop).
+    #[allow(
+        dead_code,
+        reason = "read by some tests only; always held for its lifetime"
+    )]
     pub es: EsDouble,
     pub replica: Replica,
     pub dir: tempfile::TempDir,
@@ -32,20 +41,33 @@ pub async fn setup() -> Env {
     }
 }
 
+#[allow(
+    dead_code,
+    reason = "used by the accounts, ci_gate, hook, remedy, resume, run tests only"
+)]
 pub fn python() -> PathBuf {
     venv_dir().join("bin/python")
 }
 
+#[allow(
+    dead_code,
+    reason = "used by the accounts, ci_gate, hook, remedy, resume, run, snapshot tests only"
+)]
 pub fn script(rel: &str) -> PathBuf {
     workspace_root().join("examples/incident").join(rel)
 }
 
 /// Run a scenario script under `opsguard run --on-violation MODE`.
+#[allow(dead_code, reason = "used by the remedy, resume, run tests only")]
 pub fn guarded(env: &Env, mode: &str, script_rel: &str) -> (Output, Value, String) {
     guarded_with(env, mode, script_rel, &[], &[])
 }
 
 /// [`guarded`] with extra environment variables and `run` arguments.
+#[allow(
+    dead_code,
+    reason = "used by the ci_gate, remedy, resume, run tests only"
+)]
 pub fn guarded_with(
     env: &Env,
     mode: &str,
@@ -78,6 +100,7 @@ pub fn guarded_with(
 }
 
 /// Run a scenario script directly, without opsguard.
+#[allow(dead_code, reason = "used by the ci_gate, hook, remedy tests only")]
 pub fn unguarded(env: &Env, script_rel: &str) {
     Cmd::new(python())
         .envs(env.replica.env())
@@ -90,6 +113,10 @@ pub fn unguarded(env: &Env, script_rel: &str) {
 }
 
 /// Whether `user:password` authenticates against the double right now.
+#[allow(
+    dead_code,
+    reason = "used by the accounts, remedy, resume, snapshot tests only"
+)]
 pub async fn authenticates(env: &Env, user: &str, password: &str) -> bool {
     use elasticsearch::auth::Credentials;
     use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
@@ -109,6 +136,7 @@ pub async fn authenticates(env: &Env, user: &str, password: &str) -> bool {
 }
 
 /// The version AWSCURRENT is attached to, right now.
+#[allow(dead_code, reason = "used by the accounts, remedy, resume tests only")]
 pub async fn current_version(env: &Env, secret: &str) -> String {
     let sm = aws_sdk_secretsmanager::Client::new(&env.replica.account.sdk_config().await);
     let out = sm
@@ -133,6 +161,7 @@ pub async fn current_version(env: &Env, secret: &str) -> String {
 
 /// Proof from the live state that `users` are as seeded: their original
 /// passwords authenticate, and their secrets' AWSCURRENT is the seeded version.
+#[allow(dead_code, reason = "used by the accounts, remedy, resume tests only")]
 pub async fn assert_before_state(env: &Env, users: &[&str]) {
     for user in users {
         assert!(
@@ -152,6 +181,7 @@ pub async fn assert_before_state(env: &Env, users: &[&str]) {
 }
 
 /// The one run folder under `.opsguard/runs`.
+#[allow(dead_code, reason = "used by the remedy, resume tests only")]
 pub fn only_run_id(env: &Env) -> String {
     let runs: Vec<String> = std::fs::read_dir(env.dir.path().join(".opsguard/runs"))
         .unwrap()
@@ -163,6 +193,7 @@ pub fn only_run_id(env: &Env) -> String {
 }
 
 /// `(rule, target)` of every active violation, sorted.
+#[allow(dead_code, reason = "used by the ci_gate, init, run tests only")]
 pub fn fired(report: &Value) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = report["violations"]
         .as_array()
@@ -179,6 +210,7 @@ pub fn fired(report: &Value) -> Vec<(String, String)> {
     v
 }
 
+#[allow(dead_code, reason = "used by the init, run tests only")]
 pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = p
         .iter()
@@ -189,6 +221,7 @@ pub fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// Every file opsguard wrote for a run, as text, for leak scanning.
+#[allow(dead_code, reason = "used by the ci_gate, remedy, run tests only")]
 pub fn run_state(env: &Env) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let runs = env.dir.path().join(".opsguard/runs");
@@ -207,6 +240,7 @@ pub fn run_state(env: &Env) -> Vec<(String, String)> {
     out
 }
 
+#[allow(dead_code, reason = "used by the ci_gate, remedy, run tests only")]
 pub fn assert_nothing_leaked(env: &Env, out: &Output, report: &str, extra: &[String]) {
     let mut secrets = env.replica.secret_values.clone();
     secrets.extend_from_slice(extra);
@@ -219,4 +253,29 @@ pub fn assert_nothing_leaked(env: &Env, out: &Output, report: &str, extra: &[Str
     ];
     hay.extend(state.iter().map(|(n, t)| (n.as_str(), t.as_str())));
     assert_no_leak_named(&hay, &secrets);
+}
+
+/// The report matches the published JSON Schema (`docs/schema/report.v1.json`),
+/// and so does every snapshot the run saved (`docs/schema/snapshot.v1.json`):
+/// the documented contract checked against real output.
+#[allow(dead_code, reason = "used by the remedy, run tests only")]
+pub fn assert_documented(env: &Env, report: &Value) {
+    assert_conforms(Schema::Report, report);
+    let runs = env.dir.path().join(".opsguard/runs");
+    let mut snapshots = 0;
+    for run in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+        for name in ["before.json", "after.json"] {
+            let Ok(text) = std::fs::read_to_string(run.path().join(name)) else {
+                continue;
+            };
+            let snap: Value = serde_json::from_str(&text).unwrap();
+            assert_conforms(Schema::Snapshot, &snap);
+            snapshots += 1;
+        }
+    }
+    assert!(
+        snapshots > 0,
+        "the run saved no snapshot under {}",
+        runs.display()
+    );
 }

@@ -690,6 +690,81 @@ async fn api_key_create_authenticate_get_invalidate() {
     assert!(r.json["api_keys"][0]["invalidation"].as_u64().is_some());
 }
 
+/// Invalidating a key that is already invalidated, as Elasticsearch 8.x
+/// does it: the invalidate action searches only for keys that are *not*
+/// invalidated (`ApiKeyService.invalidateApiKeys` passes
+/// `filterOutInvalidatedKeys = true`), so an already invalidated key matches
+/// nothing and the answer is the empty response — it is not listed in
+/// `previously_invalidated_api_keys`. That list holds only keys whose update
+/// turned out to be a no-op, i.e. keys another request invalidated between
+/// the search and the update; a double that serialises requests never sees
+/// that race. The REST specification's description of the field ("the IDs of
+/// the API keys that were already invalidated") reads as if it were filled
+/// here; the server's code says otherwise, and clients (and opsguard) must
+/// not rely on it.
+#[tokio::test]
+async fn invalidating_an_invalidated_key_again_is_an_empty_success() {
+    let es = Es::start();
+    let mut ids = Vec::new();
+    for name in ["old-key", "fresh-key"] {
+        let r = es
+            .post(
+                "/_security/api_key",
+                ADMIN,
+                &format!(r#"{{"name": "{name}"}}"#),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        ids.push(r.json["id"].as_str().unwrap().to_string());
+    }
+    let (old, fresh) = (&ids[0], &ids[1]);
+    let once = format!(r#"{{"ids": ["{old}"]}}"#);
+    let r = es
+        .call("DELETE", "/_security/api_key", ADMIN, Some(&once))
+        .await;
+    assert_eq!(r.json["invalidated_api_keys"], json!([old]));
+
+    // Again, by id: found by nothing, so nothing is listed anywhere.
+    let r = es
+        .call("DELETE", "/_security/api_key", ADMIN, Some(&once))
+        .await;
+    assert_eq!(
+        (r.status, &r.json),
+        (
+            200,
+            &json!({"invalidated_api_keys": [], "previously_invalidated_api_keys": [], "error_count": 0})
+        )
+    );
+    assert!(r.json.get("error_details").is_none());
+
+    // Both, by id: only the one still valid is invalidated and listed.
+    let both = format!(r#"{{"ids": ["{old}", "{fresh}"]}}"#);
+    let r = es
+        .call("DELETE", "/_security/api_key", ADMIN, Some(&both))
+        .await;
+    assert_eq!(
+        r.json,
+        json!({"invalidated_api_keys": [fresh], "previously_invalidated_api_keys": [], "error_count": 0})
+    );
+
+    // By name, after both are invalidated: the same empty success.
+    let r = es
+        .call(
+            "DELETE",
+            "/_security/api_key",
+            ADMIN,
+            Some(r#"{"name": "*-key"}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["invalidated_api_keys"], json!([]));
+    assert_eq!(r.json["previously_invalidated_api_keys"], json!([]));
+
+    // And both still show as invalidated, with their first invalidation time.
+    let r = es.get(&format!("/_security/api_key?id={old}"), ADMIN).await;
+    assert_eq!(r.json["api_keys"][0]["invalidated"], json!(true));
+}
+
 #[tokio::test]
 async fn bad_api_keys_are_401() {
     let es = Es::start();

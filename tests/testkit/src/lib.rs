@@ -7,6 +7,8 @@
 //!   cluster whose services consume them.
 //! * [`cmd`] runs the `opsguard` binary with a bounded timeout, and scans its
 //!   output for leaked secrets.
+//! * [`schema`] checks opsguard's JSON output against the JSON Schemas in
+//!   `docs/schema/`.
 //!
 //! Everything here is test code: it panics instead of returning errors, with a
 //! message that says what to do next.
@@ -15,6 +17,7 @@ pub mod cmd;
 pub mod ministack;
 mod process;
 pub mod replica;
+pub mod schema;
 
 pub use cmd::{assert_no_leak, assert_no_leak_named, Cmd, Output};
 pub use ministack::{Account, Ministack};

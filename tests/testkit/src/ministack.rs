@@ -40,7 +40,8 @@ use aws_credential_types::Credentials;
 
 use crate::process;
 
-/// The ministack release every fact in DESIGN.md was checked against.
+/// The ministack release every emulator behaviour listed in docs/testing.md
+/// was checked against.
 pub const MINISTACK_VERSION: &str = "1.5.33";
 
 /// The one region the whole test environment lives in: ministack scopes
