@@ -201,7 +201,8 @@ async fn a_proper_rotation_rehearsed_predicts_nothing() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["target"] == "search"),
+            .any(|c| c["kind"] == "secret"
+                && c["target"] == "elasticsearch/catalogue_api/search/password"),
         "{report:#}"
     );
     // ... and not live.
