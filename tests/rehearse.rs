@@ -368,3 +368,96 @@ async fn the_shadow_is_torn_down_when_opsguard_is_told_to_stop() {
     );
     assert_before_state(&env, &["search"]).await;
 }
+
+/// Rehearsals only read live, so one live replica serves several of them;
+/// after each, live must still be exactly the first snapshot.
+#[tokio::test]
+async fn each_breaking_scenario_is_predicted_and_live_stays_put() {
+    let env = setup().await;
+    rehearsable(&env, "");
+    let before = live_snapshot(&env);
+    let cases: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "scenarios/rotate_es_only.py",
+            &[
+                ("live-credential-broken", "search"),
+                ("secret-out-of-sync", "search"),
+            ],
+        ),
+        (
+            "scenarios/rotate_secret_only.py",
+            &[
+                ("secret-out-of-sync", "search"),
+                ("secret-rotated-without-redeploy", "search"),
+            ],
+        ),
+        (
+            "scenarios/delete_search_user.py",
+            &[
+                ("credential-in-use-removed", "search"),
+                ("live-credential-broken", "search"),
+                ("secret-out-of-sync", "search"),
+            ],
+        ),
+        (
+            "scenarios/disable_search_user.py",
+            &[
+                ("credential-in-use-removed", "search"),
+                ("live-credential-broken", "search"),
+                ("secret-out-of-sync", "search"),
+            ],
+        ),
+    ];
+    for (script_rel, want) in cases {
+        let (out, report, text) = rehearse_script(&env, script_rel);
+        out.assert_code(11);
+        assert_eq!(blocking(&report), pairs(want), "{script_rel}: {report:#}");
+        assert_eq!(report["rehearsal"]["live_unchanged"], true, "{script_rel}");
+        assert_eq!(live_snapshot(&env), before, "{script_rel} changed live");
+        no_leak(&env, &out, &text);
+    }
+    assert_before_state(&env, &["search", "items"]).await;
+}
+
+#[tokio::test]
+async fn the_api_key_variant_is_predicted_with_the_key_copied_by_id() {
+    let env = setup().await;
+    unguarded(&env, "scenarios/seed_api_key.py");
+    rehearsable(
+        &env,
+        "\n[[credentials]]\nkind = \"elasticsearch-api-key\"\napi_key_env = \"es_apikey\"\n",
+    );
+    let before = live_snapshot(&env);
+    let (out, report, text) = rehearse_script(&env, "scenarios/rotate_api_key.py");
+    out.assert_code(11);
+    let got = blocking(&report);
+    let key_secret = "elasticsearch/catalogue_api/search/api_key";
+    for rule in ["live-credential-broken", "secret-rotated-without-redeploy"] {
+        assert!(
+            got.contains(&(rule.to_owned(), key_secret.to_owned())),
+            "{rule} missing: {report:#}"
+        );
+    }
+    assert!(report["rehearsal"]["seeded"]["api_keys"].as_u64().unwrap() >= 1);
+    assert_eq!(report["rehearsal"]["live_unchanged"], true);
+    assert_eq!(live_snapshot(&env), before);
+    let mut secrets = env.replica.secret_values.clone();
+    // The API key's own secret value, read from live, must not leak either.
+    let sm = aws_sdk_secretsmanager::Client::new(&env.replica.account.sdk_config().await);
+    let key = sm
+        .get_secret_value()
+        .secret_id(key_secret)
+        .send()
+        .await
+        .unwrap()
+        .secret_string()
+        .unwrap()
+        .to_owned();
+    secrets.push(key);
+    let hay = [
+        ("stdout", out.stdout.as_str()),
+        ("stderr", out.stderr.as_str()),
+        ("report", text.as_str()),
+    ];
+    assert_no_leak_named(&hay, &secrets);
+}
