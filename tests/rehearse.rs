@@ -356,6 +356,44 @@ async fn the_shadow_is_torn_down_when_opsguard_is_told_to_stop() {
     assert_ne!(endpoint, env.replica.account.endpoint);
     let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // While the shadow holds copies of the secrets, nothing it keeps on
+    // disk (the emulator's home and the command's empty AWS files) holds one.
+    let pid = child.id();
+    let shadow_dirs = || -> Vec<std::path::PathBuf> {
+        let prefix = format!("opsguard-shadow-{pid}-");
+        let env_prefix = format!("opsguard-shadow-env-{pid}-");
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&prefix) || n.starts_with(&env_prefix)
+            })
+            .map(|e| e.path())
+            .collect()
+    };
+    let dirs = shadow_dirs();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    let mut files = Vec::new();
+    let mut stack = dirs.clone();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                let bytes = std::fs::read(e.path()).unwrap_or_default();
+                files.push((
+                    e.path().display().to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
+            }
+        }
+    }
+    let hay: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_no_leak_named(&hay, &env.replica.secret_values);
     // SAFETY: signals the child this test started.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -366,6 +404,7 @@ async fn the_shadow_is_torn_down_when_opsguard_is_told_to_stop() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the shadow emulator still listens on {port}"
     );
+    assert!(shadow_dirs().is_empty(), "{:?} left behind", shadow_dirs());
     assert_before_state(&env, &["search"]).await;
 }
 

@@ -46,7 +46,8 @@ Exit codes:
   2   usage or configuration error, a rule or waiver that does not load, or
       another run holds the lock; nothing was run
   10  blocking violation; remedy applied and verified by a fresh snapshot
-  11  blocking violation; no remedy applied (mode block)
+  11  blocking violation; no remedy applied (mode block); with --rehearse,
+      also a blocking violation predicted: the command was NOT run for real
   12  blocking violation; remedy failed or unverified, or the after snapshot
       could not be taken: a human is needed
   13  pre-flight failed: no complete snapshot, or the environment already

@@ -1804,16 +1804,17 @@ impl Engine {
         let now = now_millis();
         let mut store = lock(&self.store);
         let mut invalidated = Vec::new();
+        let mut previously = Vec::new();
         for k in store.api_keys.iter_mut() {
-            if k.invalidated {
-                continue;
-            }
             let matches = ids.as_ref().is_none_or(|ids| ids.contains(&k.id))
                 && name.as_deref().is_none_or(|n| glob_match(n, &k.name))
                 && username.as_deref().is_none_or(|u| k.username == u)
                 && realm_name.as_deref().is_none_or(|r| k.realm == r)
                 && (!owner || (k.username == authn.username && k.realm == self_realm));
-            if matches {
+            if matches && k.invalidated {
+                // Elasticsearch lists keys that were already invalidated.
+                previously.push(k.id.clone());
+            } else if matches {
                 k.invalidated = true;
                 k.invalidation = Some(now);
                 invalidated.push(k.id.clone());
@@ -1823,7 +1824,7 @@ impl Engine {
             200,
             json!({
                 "invalidated_api_keys": invalidated,
-                "previously_invalidated_api_keys": [],
+                "previously_invalidated_api_keys": previously,
                 "error_count": 0
             }),
         ))
