@@ -172,6 +172,9 @@ pub async fn rehearse(
         return Ok(failed(report, rehearsal, why));
     }
     rehearsal.timings_ms.insert("shadow_seeding".into(), ms(t));
+    rehearsal
+        .timings_ms
+        .insert("emulator_start".into(), shadow.emulator_start_ms);
 
     // 3. Pre-flight, as `run` does it: a shadow already in violation
     //    predicts nothing about the command.

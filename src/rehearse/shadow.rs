@@ -88,6 +88,8 @@ pub struct Shadow {
     pub region: String,
     pub seeded: RehearsalSeeded,
     pub secrets_rewritten: Vec<String>,
+    /// How long the emulator took to start and answer (0 for one already running).
+    pub emulator_start_ms: u64,
     /// An empty file for the command's `AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE`.
     pub empty_file: PathBuf,
     es: EsDouble,
@@ -155,6 +157,7 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
 
     // 1. The AWS emulator: ours, or one already running.
     let live_acct = live_account(before);
+    let mut emulator_start_ms = 0;
     let (emulator, endpoint, access_key_id, aws_description) =
         match &config.rehearse.aws_endpoint_url {
             Some(url) => {
@@ -171,7 +174,9 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
                 )
             }
             None => {
+                let started = std::time::Instant::now();
                 let e = AwsEmulator::start(&config.rehearse.aws_emulator, &region)?;
+                emulator_start_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
                 let ep = e.endpoint().to_owned();
                 let desc = format!(
                     "{} (started by opsguard, pid {}, persistence off)",
@@ -299,6 +304,7 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
         region,
         seeded,
         secrets_rewritten: Vec::new(),
+        emulator_start_ms,
         empty_file,
         es,
         emulator,

@@ -78,7 +78,8 @@ pub struct Rehearsal {
     pub live_unchanged: bool,
     /// What changed in the live environment, when it did.
     pub live_changes: Vec<Change>,
-    /// Milliseconds spent in each phase.
+    /// Milliseconds spent in each phase: `live_snapshot`, `shadow_seeding`
+    /// (which includes `emulator_start`), `command`, `verdict`.
     pub timings_ms: std::collections::BTreeMap<String, u64>,
 }
 
