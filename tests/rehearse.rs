@@ -500,3 +500,49 @@ async fn the_api_key_variant_is_predicted_with_the_key_copied_by_id() {
     ];
     assert_no_leak_named(&hay, &secrets);
 }
+
+/// A script that reads the Elasticsearch URL from Secrets Manager (a common
+/// habit): with `extra_secrets` the secret is copied into the shadow and
+/// pointed at the shadow's Elasticsearch, so the script breaks the shadow,
+/// not live.
+const FROM_SECRET: &str = r#"
+import os, secrets, sys
+import boto3
+from elasticsearch import Elasticsearch
+sm = boto3.client("secretsmanager")
+url = sm.get_secret_value(SecretId="catalogue/es_endpoint")["SecretString"]
+es = Elasticsearch(url, basic_auth=("elastic", os.environ["ES_PASSWORD"]))
+es.security.change_password(username="search", password=secrets.token_hex())
+print("changed search's password at the endpoint the secret names")
+"#;
+
+#[tokio::test]
+async fn an_endpoint_read_from_a_secret_is_pointed_at_the_shadow() {
+    let env = setup().await;
+    rehearsable(&env, "extra_secrets = [\"catalogue/*\"]\n");
+    let sm = aws_sdk_secretsmanager::Client::new(&env.replica.account.sdk_config().await);
+    sm.create_secret()
+        .name("catalogue/es_endpoint")
+        .secret_string(&env.replica.es_url)
+        .send()
+        .await
+        .unwrap();
+    let before = live_snapshot(&env);
+    std::fs::write(env.dir.path().join("from_secret.py"), FROM_SECRET).unwrap();
+    let py = python().display().to_string();
+    let (out, report, text) = opsguard(&env, &["rehearse"], &[&py, "from_secret.py"]);
+    out.assert_code(11);
+    assert!(
+        blocking(&report).contains(&("live-credential-broken".into(), "search".into())),
+        "{report:#}"
+    );
+    let r = &report["rehearsal"];
+    assert_eq!(
+        r["secrets_rewritten"],
+        serde_json::json!(["catalogue/es_endpoint"])
+    );
+    assert_eq!(r["live_unchanged"], true, "{r:#}");
+    assert_eq!(live_snapshot(&env), before);
+    assert_before_state(&env, &["search"]).await;
+    no_leak(&env, &out, &text);
+}
