@@ -307,3 +307,50 @@ pub async fn rehearse(
         diff: Some(diff),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    const BASE: &str = "[elasticsearch]\nurl = \"http://127.0.0.1:9200\"\nusername = \"elastic\"\npassword_env = \"PW\"\n[aws]\nregion = \"eu-west-1\"\n[ecs]\nclusters = [\"c\"]\n";
+
+    fn parse(extra: &str) -> Result<Config, crate::config::ConfigError> {
+        let text = format!("{BASE}{extra}");
+        Config::parse(
+            Path::new("opsguard.toml"),
+            &text,
+            &|_| Some("pw".to_owned()),
+            time::macros::date!(2026 - 01 - 01),
+        )
+    }
+
+    #[test]
+    fn rehearse_defaults_and_settings() {
+        let c = parse("").unwrap();
+        assert_eq!(c.rehearse.aws_emulator, vec!["ministack".to_owned()]);
+        assert_eq!(c.rehearse.es_url_env, vec!["ES_URL", "ELASTICSEARCH_URL"]);
+        let c = parse("[rehearse]\naws_emulator = [\"/v/bin/ministack\", \"--x\"]\nextra_secrets = [\"es/*\"]\nes_url_env = [\"SEARCH_URL\"]\naws_endpoint_url = \"http://localhost:4566\"\n").unwrap();
+        assert_eq!(c.rehearse.aws_emulator, vec!["/v/bin/ministack", "--x"]);
+        assert_eq!(c.rehearse.extra_secrets, vec!["es/*"]);
+        assert_eq!(c.rehearse.es_url_env, vec!["SEARCH_URL"]);
+        assert_eq!(
+            c.rehearse.aws_endpoint_url.as_deref(),
+            Some("http://localhost:4566")
+        );
+    }
+
+    #[test]
+    fn a_shadow_off_loopback_or_without_a_program_is_refused_with_help() {
+        let e = parse(
+            "[rehearse]\naws_endpoint_url = \"https://secretsmanager.eu-west-1.amazonaws.com\"\n",
+        )
+        .unwrap_err();
+        let text = format!("{:?}", miette::Report::new(e));
+        assert!(text.contains("not a loopback"), "{text}");
+        assert!(text.contains("127.0.0.1"), "{text}");
+        let e = parse("[rehearse]\naws_emulator = []\n").unwrap_err();
+        assert!(format!("{:?}", miette::Report::new(e)).contains("names no program"));
+        assert!(parse("[rehearse]\nunknown = 1\n").is_err());
+    }
+}
