@@ -27,6 +27,7 @@ pub mod facts;
 pub mod guard;
 pub mod model;
 pub mod providers;
+pub mod rehearse;
 pub mod remedy;
 pub mod report;
 pub mod rules;

@@ -9,8 +9,9 @@ use common::*;
 use opsguard_testkit::{assert_no_leak_named, Cmd, Output};
 use serde_json::Value;
 
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 11] = [
     "run",
+    "rehearse",
     "check",
     "snapshot",
     "diff",
@@ -198,6 +199,7 @@ fn every_subcommand_help_names_the_exit_codes_it_can_return() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["run"], &["0 ", "N ", "2 ", "10 ", "11 ", "12 ", "13 "]),
         (&["check"], &["0 ", "2 ", "11 ", "13 "]),
+        (&["rehearse"], &["0 ", "N ", "2 ", "11 ", "12 ", "13 "]),
         (&["snapshot"], &["0 ", "2 ", "13 "]),
         (&["diff"], &["0 ", "2 ", "11 "]),
         (&["rules"], &["0 ", "1 ", "2 "]),

@@ -29,7 +29,10 @@ fn the_demo_replays_the_incident_and_opsguard_blocks_it() {
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("opsguard exited 11"), "{all}");
     assert!(all.contains("rollback applied and verified"), "{all}");
-    assert!(all.contains("8/8 Proof"), "{all}");
+    assert!(all.contains("9/9 Proof"), "{all}");
+    assert!(all.contains("5/9 Rehearsal"), "{all}");
+    assert!(all.contains("PREDICTED"), "{all}");
+    assert!(all.contains("live environment: unchanged"), "{all}");
     assert!(all.contains("authenticates again"), "{all}");
     assert!(all.contains("live-credential-broken: search"), "{all}");
     assert!(

@@ -10,6 +10,7 @@ mod diff;
 mod hook;
 mod init;
 mod output;
+mod rehearse;
 mod resume;
 mod rules;
 mod run;
@@ -45,7 +46,8 @@ Exit codes:
   2   usage or configuration error, a rule or waiver that does not load, or
       another run holds the lock; nothing was run
   10  blocking violation; remedy applied and verified by a fresh snapshot
-  11  blocking violation; no remedy applied (mode block)
+  11  blocking violation; no remedy applied (mode block); with --rehearse,
+      also a blocking violation predicted: the command was NOT run for real
   12  blocking violation; remedy failed or unverified, or the after snapshot
       could not be taken: a human is needed
   13  pre-flight failed: no complete snapshot, or the environment already
@@ -133,6 +135,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Evaluate the steady-state rules on the live environment.
     Check(check::CheckArgs),
+    /// Run a command against a shadow of the live environment and report
+    /// what it would break; live is only read.
+    Rehearse(rehearse::RehearseArgs),
     /// Write a redacted JSON snapshot of the environment.
     Snapshot(snapshot::SnapshotArgs),
     /// Evaluate the rules on two snapshot files, offline.
@@ -158,6 +163,7 @@ pub fn command() -> clap::Command {
     let mut cmd = Cli::command()
         .mut_subcommand("run", |c| c.after_help(RUN_EXIT_CODES))
         .mut_subcommand("check", |c| c.after_help(CHECK_EXIT_CODES))
+        .mut_subcommand("rehearse", |c| c.after_help(rehearse::EXIT_CODES))
         .mut_subcommand("snapshot", |c| c.after_help(SNAPSHOT_EXIT_CODES))
         .mut_subcommand("diff", |c| c.after_help(DIFF_EXIT_CODES))
         .mut_subcommand("rules", |c| {
@@ -272,6 +278,10 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Run(args) => {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(run::execute(&config, args))
+        }
+        Command::Rehearse(args) => {
+            let config = Config::load(&cli.config, &env)?;
+            runtime()?.block_on(rehearse::execute(&config, args))
         }
         // No config: `init` writes one, the others describe the CLI or git.
         Command::Hook(args) => Ok(hook::execute(args).unwrap_or_else(|e| {

@@ -58,6 +58,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub skip_preflight: bool,
 
+    /// Rehearse first, against a shadow of the live environment: when it
+    /// predicts a blocking violation, exit 11 without running the command
+    /// for real (see `opsguard rehearse`).
+    #[arg(long)]
+    pub rehearse: bool,
+
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -69,6 +75,40 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
     let key = super::fingerprint_key(&dir)?;
     let run_id = guard::new_run_id();
     let _lock = crate::remedy::lock::acquire(&dir, &format!("run {run_id}"))?;
+    let mode = args
+        .on_violation
+        .map(Mode::from)
+        .unwrap_or(config.rules.on_violation);
+    let mut rehearsal = None;
+    if args.rehearse {
+        let r = crate::rehearse::rehearse(
+            config,
+            &policy,
+            &key,
+            &args.command,
+            run_id.clone(),
+            "run",
+            guard::mode_name(mode),
+        )
+        .await?;
+        if !r.clear() {
+            // Not run for real: the predicted verdict is the report.
+            let mut report = r.report;
+            report.command_exit = None;
+            report.command_signal = None;
+            report.notes.push(
+                "--rehearse: the rehearsal did not clear the command, so it was NOT run for real"
+                    .into(),
+            );
+            return emit(
+                &report,
+                r.diff.as_deref(),
+                args.format,
+                args.report.as_deref(),
+            );
+        }
+        rehearsal = r.report.rehearsal;
+    }
     let opts = RunOptions {
         mode: args
             .on_violation
@@ -84,7 +124,13 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
         run_dir: crate::state::run_dir(&dir, &run_id),
         run_id,
     };
-    let result = guard::run::run(config, &policy, &key, opts).await?;
+    let mut result = guard::run::run(config, &policy, &key, opts).await?;
+    if let Some(r) = rehearsal {
+        result.report.notes.push(
+            "rehearsed first: nothing blocking was predicted and live stayed unchanged".into(),
+        );
+        result.report.rehearsal = Some(r);
+    }
     emit(
         &result.report,
         result.diff.as_deref(),

@@ -36,6 +36,33 @@ pub struct Config {
     /// Service-name prefixes that name an environment (`prod-` → `prod`).
     pub environment_prefixes: Vec<String>,
     pub remedies: RemediesConfig,
+    /// `[rehearse]`: how `opsguard rehearse` builds its shadow.
+    pub rehearse: RehearseConfig,
+}
+
+/// How the rehearsal shadow is built (`[rehearse]`, all optional).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RehearseConfig {
+    /// The AWS emulator opsguard starts itself: `["ministack"]` by default.
+    pub aws_emulator: Vec<String>,
+    /// An emulator already running (e.g. LocalStack): used instead of starting one.
+    pub aws_endpoint_url: Option<String>,
+    /// Glob patterns of further secrets to copy into the shadow (a script
+    /// often reads the ES host or the admin password from Secrets Manager).
+    pub extra_secrets: Vec<String>,
+    /// Environment variables that name the Elasticsearch URL for the command.
+    pub es_url_env: Vec<String>,
+}
+
+impl Default for RehearseConfig {
+    fn default() -> Self {
+        RehearseConfig {
+            aws_emulator: vec!["ministack".to_owned()],
+            aws_endpoint_url: None,
+            extra_secrets: Vec::new(),
+            es_url_env: vec!["ES_URL".to_owned(), "ELASTICSEARCH_URL".to_owned()],
+        }
+    }
 }
 
 /// How remedies behave (`[remedies]`, all optional).
@@ -640,6 +667,8 @@ impl Config {
             },
         };
 
+        let rehearse = rehearse_config(raw.rehearse, &err)?;
+
         Ok(Config {
             path: path.to_owned(),
             elasticsearch: EsConfig {
@@ -655,8 +684,60 @@ impl Config {
             waivers,
             environment_prefixes,
             remedies,
+            rehearse,
         })
     }
+}
+
+fn rehearse_config(
+    raw: Option<raw::RawRehearse>,
+    err: &dyn Fn(std::ops::Range<usize>, String, Option<String>) -> ConfigError,
+) -> Result<RehearseConfig, ConfigError> {
+    let defaults = RehearseConfig::default();
+    let Some(r) = raw else { return Ok(defaults) };
+    let aws_emulator = match r.aws_emulator {
+        None => defaults.aws_emulator,
+        Some(cmd) if cmd.get_ref().is_empty() || cmd.get_ref()[0].trim().is_empty() => {
+            return Err(err(
+                cmd.span(),
+                "[rehearse] aws_emulator names no program".into(),
+                Some("write it as aws_emulator = [\"ministack\"] or [\"/path/to/venv/bin/ministack\"]".into()),
+            ))
+        }
+        Some(cmd) => cmd.into_inner(),
+    };
+    let aws_endpoint_url = match r.aws_endpoint_url {
+        None => None,
+        Some(u) => {
+            let ok = Url::parse(u.get_ref())
+                .ok()
+                .filter(|x| matches!(x.scheme(), "http" | "https"))
+                .and_then(|x| x.host_str().map(|h| h.to_owned()))
+                .is_some_and(|h| is_loopback_host(&h));
+            if !ok {
+                return Err(err(
+                    u.span(),
+                    format!("[rehearse] aws_endpoint_url {:?} is not a loopback http(s) URL", u.get_ref()),
+                    Some("the shadow must run on this machine: http://127.0.0.1:PORT or http://localhost:PORT".into()),
+                ));
+            }
+            Some(u.into_inner())
+        }
+    };
+    Ok(RehearseConfig {
+        aws_emulator,
+        aws_endpoint_url,
+        extra_secrets: r.extra_secrets,
+        es_url_env: r.es_url_env.unwrap_or(defaults.es_url_env),
+    })
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

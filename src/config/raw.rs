@@ -15,6 +15,7 @@ pub(super) struct RawConfig {
     pub rules: Option<RawRules>,
     pub environments: Option<RawEnvironments>,
     pub remedies: Option<RawRemedies>,
+    pub rehearse: Option<RawRehearse>,
     #[serde(default)]
     pub waivers: Vec<Spanned<RawWaiver>>,
 }
@@ -99,4 +100,14 @@ pub(super) struct RawRemedies {
     pub stable_timeout_seconds: Option<u64>,
     pub kill_grace_seconds: Option<u64>,
     pub watch_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRehearse {
+    pub aws_emulator: Option<Spanned<Vec<String>>>,
+    pub aws_endpoint_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub extra_secrets: Vec<String>,
+    pub es_url_env: Option<Vec<String>>,
 }

@@ -72,8 +72,18 @@ fn terminal_delivers_sigint() -> bool {
 
 /// Run `argv` to completion, forwarding signals.
 pub async fn run(argv: &[OsString]) -> Result<Ended, SpawnError> {
+    run_with_env(argv, &[]).await
+}
+
+/// Changes to the inherited environment: `(NAME, Some(value))` sets,
+/// `(NAME, None)` removes.
+pub type EnvChanges = [(OsString, Option<OsString>)];
+
+/// [`run`] with changes to the environment the command inherits (the
+/// rehearsal points a command at its shadow this way).
+pub async fn run_with_env(argv: &[OsString], env: &EnvChanges) -> Result<Ended, SpawnError> {
     let no_tripwire: Option<(std::future::Pending<()>, Duration)> = None;
-    Ok(run_watched(argv, no_tripwire).await?.0)
+    Ok(run_watched_in(argv, env, no_tripwire).await?.0)
 }
 
 /// Run `argv`; if `tripwire` completes first, stop the command: SIGTERM to its
@@ -90,10 +100,27 @@ pub async fn run_watched<F, T>(
 where
     F: std::future::Future<Output = T> + Unpin,
 {
+    run_watched_in(argv, &[], tripwire).await
+}
+
+async fn run_watched_in<F, T>(
+    argv: &[OsString],
+    env: &EnvChanges,
+    tripwire: Option<(F, Duration)>,
+) -> Result<(Ended, Option<T>), SpawnError>
+where
+    F: std::future::Future<Output = T> + Unpin,
+{
     let program = argv.first().cloned().unwrap_or_default();
     let own_group = tripwire.is_some();
     let mut command = tokio::process::Command::new(&program);
     command.args(&argv[1..]).kill_on_drop(false);
+    for (name, value) in env {
+        match value {
+            Some(v) => command.env(name, v),
+            None => command.env_remove(name),
+        };
+    }
     if own_group {
         command.process_group(0);
     }

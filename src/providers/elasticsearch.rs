@@ -28,7 +28,7 @@ use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder}
 use elasticsearch::http::StatusCode;
 use elasticsearch::security::{
     SecurityChangePasswordParts, SecurityDisableUserParts, SecurityEnableUserParts,
-    SecurityGetUserParts, SecurityPutUserParts,
+    SecurityGetRoleParts, SecurityGetUserParts, SecurityPutRoleParts, SecurityPutUserParts,
 };
 use elasticsearch::Elasticsearch;
 use secrecy::{ExposeSecret, SecretString};
@@ -100,6 +100,47 @@ impl Es {
             probe: build(None)?,
             calls,
         })
+    }
+
+    /// `GET /_security/role/{names}`: the role descriptors as Elasticsearch
+    /// renders them, by name (unknown names are simply absent). Read-only.
+    pub async fn roles(&self, names: &[String]) -> Result<Map<String, Value>, ProviderError> {
+        if names.is_empty() {
+            return Ok(Map::new());
+        }
+        let op = "GetRole";
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let security = self.admin.security();
+        let (status, body) = self
+            .send(op, || {
+                security.get_role(SecurityGetRoleParts::Name(&refs)).send()
+            })
+            .await?;
+        if status.as_u16() == 404 {
+            return Ok(Map::new());
+        }
+        Self::expect_ok(op, status, &body)?;
+        Ok(body.as_object().cloned().unwrap_or_default())
+    }
+
+    /// `PUT /_security/role/{name}` with a descriptor as [`Es::roles`] read it
+    /// (minus what Elasticsearch does not accept back: `transient_metadata`).
+    pub async fn put_role(&self, name: &str, descriptor: &Value) -> Result<(), ProviderError> {
+        let op = "PutRole";
+        let mut body = descriptor.clone();
+        if let Some(m) = body.as_object_mut() {
+            m.remove("transient_metadata");
+        }
+        let security = self.admin.security();
+        let (status, reply) = self
+            .send(op, || {
+                security
+                    .put_role(SecurityPutRoleParts::Name(name))
+                    .body(body.clone())
+                    .send()
+            })
+            .await?;
+        Self::expect_ok(op, status, &reply)
     }
 
     /// Send with bounded retries; return the status and the JSON body.

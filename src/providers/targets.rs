@@ -104,6 +104,21 @@ impl Router {
         })
     }
 
+    /// One unnamed target on a ready SDK config (the rehearsal shadow, whose
+    /// credentials are its own and never come from the standard chain).
+    pub fn single(sdk: &aws_config::SdkConfig, calls: &Calls) -> Router {
+        Router {
+            targets: vec![Target {
+                name: String::new(),
+                account: None,
+                region: None,
+                ecs: AwsEcs::new(sdk, calls.clone()),
+                secrets: AwsSecrets::new(sdk, calls.clone()),
+            }],
+            named: false,
+        }
+    }
+
     /// The target a qualified name (`TARGET:REST`) names, and the rest.
     fn by_prefix<'a>(&self, qualified: &'a str) -> Result<(&Target, &'a str), ProviderError> {
         if !self.named {

@@ -18,6 +18,86 @@ use colored::Color;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+/// The shadow a rehearsal ran in, and whether live stayed put.
+fn rehearsal(out: &mut String, p: &Paint, r: &super::model::Rehearsal) {
+    let _ = writeln!(
+        out,
+        "\n{}",
+        p.bold("rehearsal (the command ran against a shadow):")
+    );
+    let _ = writeln!(
+        out,
+        "  AWS: {} at {}",
+        clean(&r.aws),
+        clean(&r.aws_endpoint)
+    );
+    let _ = writeln!(
+        out,
+        "  Elasticsearch: {} at {}",
+        clean(&r.elasticsearch),
+        clean(&r.elasticsearch_url)
+    );
+    let s = &r.seeded;
+    let _ = writeln!(
+        out,
+        "  seeded: {} users, {} roles, {} API keys, {} secrets, {} clusters, {} task definitions, {} services",
+        s.users, s.roles, s.api_keys, s.secrets, s.clusters, s.task_definitions, s.services
+    );
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            clean(&v.join(", ")).into_owned()
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  env pointed at the shadow: {}",
+        list(&r.env_rewritten)
+    );
+    if !r.env_removed.is_empty() {
+        let _ = writeln!(out, "  env removed: {}", list(&r.env_removed));
+    }
+    if !r.secrets_rewritten.is_empty() {
+        let _ = writeln!(
+            out,
+            "  shadow secrets pointed at the shadow Elasticsearch: {}",
+            list(&r.secrets_rewritten)
+        );
+    }
+    if r.live_unchanged {
+        let _ = writeln!(
+            out,
+            "  live environment: {}",
+            p.fg(Color::Green, "unchanged", false)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  live environment: {}",
+            p.fg(Color::Red, "CHANGED during the rehearsal", true)
+        );
+        for c in &r.live_changes {
+            let _ = writeln!(
+                out,
+                "    {} {} {}: {}",
+                c.kind,
+                c.change,
+                clean(&c.target),
+                clean(&c.detail)
+            );
+        }
+    }
+    if !r.timings_ms.is_empty() {
+        let t: Vec<String> = r
+            .timings_ms
+            .iter()
+            .map(|(k, v)| format!("{k} {v} ms"))
+            .collect();
+        let _ = writeln!(out, "  {}", p.dim(&t.join(" · ")));
+    }
+}
+
 /// Render `report` for stderr. `diff` is [`super::diff::text`] of the two
 /// snapshots when there were two; `colour` turns ANSI colour on.
 pub fn render(report: &Report, diff: Option<&str>, colour: bool) -> String {
@@ -64,6 +144,10 @@ pub fn render(report: &Report, diff: Option<&str>, colour: bool) -> String {
     }
     for n in &report.notes {
         let _ = writeln!(out, "note: {}", indent(&clean(n), "      "));
+    }
+
+    if let Some(r) = &report.rehearsal {
+        rehearsal(&mut out, &p, r);
     }
 
     if !report.violations.is_empty() {

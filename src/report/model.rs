@@ -49,6 +49,50 @@ pub struct Report {
     pub finished_at: String,
     /// What changed between the snapshots, one line a change, in words.
     pub changes: Vec<Change>,
+    /// `rehearse` and `run --rehearse`: the shadow the command ran against.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rehearsal: Option<Rehearsal>,
+}
+
+/// What a rehearsal ran against and whether the live environment stayed put.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rehearsal {
+    /// The shadow AWS emulator: `ministack (started by opsguard)` or the
+    /// endpoint of one already running.
+    pub aws: String,
+    pub aws_endpoint: String,
+    /// The shadow Elasticsearch: `es-double (in-process)`.
+    pub elasticsearch: String,
+    pub elasticsearch_url: String,
+    /// What was copied into the shadow, counted.
+    pub seeded: RehearsalSeeded,
+    /// Names of the environment variables set, changed or removed for the
+    /// command (never their values).
+    pub env_rewritten: Vec<String>,
+    pub env_removed: Vec<String>,
+    /// Names of shadow secrets whose value was pointed at the shadow ES.
+    pub secrets_rewritten: Vec<String>,
+    /// The command's exit code in the shadow (`run --rehearse`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub command_exit: Option<i32>,
+    /// True when a fresh live snapshot equals the one taken before.
+    pub live_unchanged: bool,
+    /// What changed in the live environment, when it did.
+    pub live_changes: Vec<Change>,
+    /// Milliseconds spent in each phase: `live_snapshot`, `shadow_seeding`
+    /// (which includes `emulator_start`), `command`, `verdict`.
+    pub timings_ms: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RehearsalSeeded {
+    pub users: usize,
+    pub roles: usize,
+    pub api_keys: usize,
+    pub secrets: usize,
+    pub clusters: usize,
+    pub task_definitions: usize,
+    pub services: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +104,8 @@ pub enum Outcome {
     Remediated,
     RemediationFailed,
     PreflightFailed,
+    /// `rehearse`: the live environment changed while the command ran in the shadow.
+    Escaped,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -50,7 +50,7 @@ fn findings(report: &Report) -> String {
 /// `(command exited 0)`, `(command exited 3, exit 3)`, `(exit 11)`.
 fn exit_tail(report: &Report) -> String {
     let e = report.exit_code;
-    let ran = report.subcommand == "run";
+    let ran = report.subcommand == "run" || report.subcommand == "rehearse";
     match (&report.command_signal, report.command_exit) {
         (Some(sig), _) if ran => format!("(command killed by {sig}, exit {e})"),
         (None, Some(c)) if ran && c == i32::from(e) => format!("(command exited {c})"),
@@ -87,6 +87,11 @@ pub fn of(report: &Report) -> Verdict {
             word: "WARNING",
             detail: format!("{}, not blocked in mode warn {tail}", findings(report)),
             tone: Tone::Warn,
+        },
+        Outcome::Violated if report.subcommand == "rehearse" => Verdict {
+            word: "PREDICTED",
+            detail: format!("{} in the shadow; live untouched {tail}", findings(report)),
+            tone: Tone::Block,
         },
         Outcome::Violated => Verdict {
             word: "BLOCKED",
@@ -129,6 +134,13 @@ pub fn of(report: &Report) -> Verdict {
                 tone: Tone::Block,
             }
         }
+        Outcome::Escaped => Verdict {
+            word: "ESCAPED",
+            detail: format!(
+                "the live environment changed while the command ran in the shadow; a human is needed {tail}"
+            ),
+            tone: Tone::Block,
+        },
         Outcome::PreflightFailed => {
             let why = if block > 0 {
                 format!(
@@ -138,7 +150,7 @@ pub fn of(report: &Report) -> Verdict {
             } else {
                 "the environment could not be checked".to_owned()
             };
-            let not_run = if report.subcommand == "run" {
+            let not_run = if report.subcommand == "run" || report.subcommand == "rehearse" {
                 "; the command was NOT run"
             } else {
                 ""

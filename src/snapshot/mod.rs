@@ -32,6 +32,21 @@ impl Live {
     pub async fn connect(config: &Config) -> Result<Live, ProviderError> {
         let calls = Calls::default();
         let aws = Router::connect(config, &calls).await?;
+        Live::assemble(config, aws, calls).await
+    }
+
+    /// Connections whose AWS side is a ready SDK config rather than the
+    /// config's chain: the rehearsal shadow (see [`crate::rehearse`]).
+    pub async fn connect_with(
+        config: &Config,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Live, ProviderError> {
+        let calls = Calls::default();
+        let aws = Router::single(sdk, &calls);
+        Live::assemble(config, aws, calls).await
+    }
+
+    async fn assemble(config: &Config, aws: Router, calls: Calls) -> Result<Live, ProviderError> {
         let admin = match &config.elasticsearch.auth {
             EsAuth::Basic { username, password } => AdminAuth::Basic {
                 username: username.clone(),

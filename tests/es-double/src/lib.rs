@@ -120,6 +120,30 @@ pub struct RequestRecord {
     pub principal: Option<String>,
 }
 
+/// An API key to seed with [`EsDouble::seed_api_key`].
+#[derive(Clone)]
+pub struct SeedApiKey {
+    pub id: String,
+    pub name: String,
+    /// The key's secret (the part after `id:`). Never printed.
+    pub secret: String,
+    pub owner: String,
+    /// Milliseconds since the epoch; now when `None`.
+    pub creation_millis: Option<u64>,
+    pub expiration_millis: Option<u64>,
+    pub invalidated: bool,
+}
+
+impl std::fmt::Debug for SeedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeedApiKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A running Elasticsearch security-API double on `127.0.0.1`.
 pub struct EsDouble {
     port: u16,
@@ -214,6 +238,14 @@ impl EsDouble {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Seeds an API key with a known id and secret (a copy of a key that
+    /// exists elsewhere, e.g. in a live cluster), owned by an existing user
+    /// and limited by that user's roles. Errors when the owner is unknown.
+    /// The secret is kept only as a salted digest, like every other.
+    pub fn seed_api_key(&self, key: &SeedApiKey) -> Result<(), String> {
+        self.engine.with_store(|s| s.seed_api_key(key))
     }
 
     /// Every request served so far, oldest first.

@@ -543,6 +543,39 @@ impl Store {
         (found, missing)
     }
 
+    /// Adds an API key with a given id and secret, owned by `owner` (who
+    /// must exist) and limited by the owner's roles as they are now, as if
+    /// the owner had created it. Replaces a key with the same id.
+    pub(crate) fn seed_api_key(&mut self, seed: &crate::SeedApiKey) -> Result<(), String> {
+        let owner = self
+            .user(&seed.owner)
+            .ok_or_else(|| format!("api key owner [{}] does not exist", seed.owner))?;
+        let (realm, realm_type) = owner.realm();
+        let (limited_by, _) = self.resolve_roles(&owner.roles);
+        let key = ApiKey {
+            id: seed.id.clone(),
+            name: seed.name.clone(),
+            secret: crate::util::Credential::new(&seed.secret),
+            creation: seed.creation_millis.unwrap_or_else(crate::util::now_millis),
+            expiration: seed.expiration_millis,
+            invalidated: seed.invalidated,
+            invalidation: seed.invalidated.then(crate::util::now_millis),
+            username: owner.username.clone(),
+            realm: realm.to_owned(),
+            realm_type: realm_type.to_owned(),
+            metadata: Map::new(),
+            role_descriptors: Map::new(),
+            assigned: Vec::new(),
+            limited_by,
+            creator_full_name: owner.full_name.clone(),
+            creator_email: owner.email.clone(),
+            creator_metadata: owner.metadata.clone(),
+        };
+        self.api_keys.retain(|k| k.id != seed.id);
+        self.api_keys.push(key);
+        Ok(())
+    }
+
     pub(crate) fn api_key(&self, id: &str) -> Option<&ApiKey> {
         self.api_keys.iter().find(|k| k.id == id)
     }

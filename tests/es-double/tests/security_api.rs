@@ -667,7 +667,16 @@ async fn api_key_create_authenticate_get_invalidate() {
     let r = es
         .call("DELETE", "/_security/api_key", ADMIN, Some(&body))
         .await;
-    assert_eq!(r.json["invalidated_api_keys"], json!([]));
+    // Elasticsearch searches only keys not yet invalidated, so an already
+    // invalidated key matches nothing (see
+    // `invalidating_an_invalidated_key_again_is_an_empty_success`).
+    assert_eq!(
+        (r.status, &r.json),
+        (
+            200,
+            &json!({"invalidated_api_keys": [], "previously_invalidated_api_keys": [], "error_count": 0})
+        )
+    );
 
     let r = es
         .get("/_security/_authenticate", Auth::ApiKey(&encoded))
@@ -1266,5 +1275,100 @@ fn works_from_synchronous_code_and_stops_on_drop() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "port still open after drop"
+    );
+}
+
+/// Rehearsal copies role descriptors from one cluster to another: what
+/// `GET /_security/role/NAME` renders must be accepted back by `PUT`
+/// (minus `transient_metadata`), and read back the same.
+#[tokio::test]
+async fn a_role_read_back_can_be_put_again_unchanged() {
+    let es = Es::start();
+    let role = r#"{"cluster":["monitor"],"indices":[{"names":["works-*"],"privileges":["read"]}],"metadata":{"owner":"catalogue"}}"#;
+    let r = es
+        .call("PUT", "/_security/role/catalogue_read", ADMIN, Some(role))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let got = es
+        .get("/_security/role/catalogue_read,superuser", ADMIN)
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json["superuser"]["metadata"]["_reserved"], json!(true));
+    let mut desc = got.json["catalogue_read"].clone();
+    desc.as_object_mut().unwrap().remove("transient_metadata");
+    let other = Es::start();
+    let r = other
+        .call(
+            "PUT",
+            "/_security/role/catalogue_read",
+            ADMIN,
+            Some(&desc.to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let again = other.get("/_security/role/catalogue_read", ADMIN).await;
+    assert_eq!(again.json["catalogue_read"], got.json["catalogue_read"]);
+}
+
+/// The seeding API rehearsal uses: a key copied by id and secret
+/// authenticates as its owner, is listed by id, and honours `invalidated`.
+#[tokio::test]
+async fn a_seeded_api_key_authenticates_with_its_known_secret() {
+    use base64::Engine as _;
+    let es = Es::start();
+    let r = es
+        .call(
+            "PUT",
+            "/_security/user/search",
+            ADMIN,
+            Some(r#"{"password":"search-pw-123","roles":["superuser"]}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seed = |id: &str, invalidated: bool| es_double::SeedApiKey {
+        id: id.into(),
+        name: "search-key".into(),
+        secret: "k3y-s3cret".into(),
+        owner: "search".into(),
+        creation_millis: Some(1_700_000_000_000),
+        expiration_millis: None,
+        invalidated,
+    };
+    es.double.seed_api_key(&seed("copied-id-1", false)).unwrap();
+    es.double.seed_api_key(&seed("copied-id-2", true)).unwrap();
+    assert!(es
+        .double
+        .seed_api_key(&es_double::SeedApiKey {
+            owner: "nobody".into(),
+            ..seed("x", false)
+        })
+        .is_err());
+    assert!(!format!("{:?}", seed("copied-id-1", false)).contains("k3y-s3cret"));
+    let enc =
+        |id: &str| base64::engine::general_purpose::STANDARD.encode(format!("{id}:k3y-s3cret"));
+    let ok = enc("copied-id-1");
+    let r = es.get("/_security/_authenticate", Auth::ApiKey(&ok)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["username"], json!("search"));
+    assert_eq!(r.json["api_key"]["id"], json!("copied-id-1"));
+    let wrong = base64::engine::general_purpose::STANDARD.encode("copied-id-1:other");
+    assert_eq!(
+        es.get("/_security/_authenticate", Auth::ApiKey(&wrong))
+            .await
+            .status,
+        401
+    );
+    let dead = enc("copied-id-2");
+    assert_eq!(
+        es.get("/_security/_authenticate", Auth::ApiKey(&dead))
+            .await
+            .status,
+        401
+    );
+    let r = es.get("/_security/api_key?id=copied-id-1", ADMIN).await;
+    assert_eq!(r.json["api_keys"][0]["name"], json!("search-key"));
+    assert_eq!(
+        r.json["api_keys"][0]["creation"],
+        json!(1_700_000_000_000u64)
     );
 }

@@ -95,6 +95,11 @@ impl Engine {
         }
     }
 
+    /// Direct access to the security index, for seeding (see `EsDouble::seed_api_key`).
+    pub(crate) fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut lock(&self.store))
+    }
+
     pub(crate) fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.log).clone()
     }

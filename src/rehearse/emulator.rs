@@ -1,0 +1,291 @@
+//! The shadow's AWS: an emulator opsguard starts and stops itself
+//! (`ministack` by default), or one already running that the config names.
+//!
+//! Why the care: the emulator holds copies of live secret values in its
+//! memory, so it must never outlive the rehearsal and never write them to
+//! disk. It is started with persistence off (`PERSIST_STATE=0`), bound to
+//! 127.0.0.1 only, with a scrubbed environment (a developer's own `AWS_*`
+//! must not change it), in a process group of its own, and with
+//! `PR_SET_PDEATHSIG = SIGKILL` so the kernel kills it if opsguard dies
+//! without unwinding (SIGKILL, a crash). On every other path its
+//! [`Drop`] kills the group by the PID it started and reaps it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(50);
+const PORT_ATTEMPTS: u32 = 4;
+
+#[derive(Debug, Error)]
+pub enum EmulatorError {
+    #[error("the AWS emulator `{program}` was not found{}", if *.on_path { " on PATH" } else { "" })]
+    NotFound { program: String, on_path: bool },
+    #[error("cannot start the AWS emulator `{program}`: {message}")]
+    Start { program: String, message: String },
+}
+
+impl EmulatorError {
+    /// What to do about it, for the report and the human output.
+    pub fn help(&self) -> &'static str {
+        "rehearsal needs an AWS emulator for its shadow: `pip install ministack==1.5.33` \
+         (into a venv whose bin/ is on PATH), or name it in opsguard.toml with \
+         [rehearse] aws_emulator = [\"/path/to/venv/bin/ministack\"], or point at one \
+         already running on loopback with [rehearse] aws_endpoint_url = \"http://127.0.0.1:4566\""
+    }
+}
+
+/// A running emulator that opsguard started.
+pub struct AwsEmulator {
+    endpoint: String,
+    pid: u32,
+    child: Option<Child>,
+    dir: PathBuf,
+    program: String,
+}
+
+impl std::fmt::Debug for AwsEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsEmulator")
+            .field("endpoint", &self.endpoint)
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+impl AwsEmulator {
+    /// Start `argv` (program and arguments) on a free loopback port and wait
+    /// until it answers HTTP.
+    pub fn start(argv: &[String], region: &str) -> Result<AwsEmulator, EmulatorError> {
+        let program = argv.first().cloned().unwrap_or_default();
+        let resolved = resolve(&program)?;
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            match AwsEmulator::try_start(&resolved, &argv[1..], &program, region) {
+                Ok(e) => return Ok(e),
+                Err(Retry::PortTaken(why)) => last = why,
+                Err(Retry::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(EmulatorError::Start {
+            program,
+            message: format!("no free port could be bound: {last}"),
+        })
+    }
+
+    fn try_start(
+        path: &Path,
+        args: &[String],
+        program: &str,
+        region: &str,
+    ) -> Result<AwsEmulator, Retry> {
+        let fatal = |message: String| {
+            Retry::Fatal(EmulatorError::Start {
+                program: program.to_owned(),
+                message,
+            })
+        };
+        let port = free_port().map_err(|e| fatal(format!("no free loopback port: {e}")))?;
+        let dir = std::env::temp_dir().join(format!(
+            "opsguard-shadow-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| fatal(format!("{}: {e}", dir.display())))?;
+        let log_path = dir.join("emulator.log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| fatal(format!("{}: {e}", log_path.display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| fatal(format!("{}: {e}", log_path.display())))?;
+        let mut cmd = Command::new(path);
+        cmd.args(args)
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LANG", "C.UTF-8")
+            .env("HOME", &dir)
+            .env("TMPDIR", &dir)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("BIND_HOST", "127.0.0.1")
+            .env("GATEWAY_PORT", port.to_string())
+            .env("MINISTACK_REGION", region)
+            .env("PERSIST_STATE", "0")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            fatal(e.to_string())
+        })?;
+        let mut emulator = AwsEmulator {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            pid: child.id(),
+            child: Some(child),
+            dir,
+            program: program.to_owned(),
+        };
+        let started = Instant::now();
+        loop {
+            if answers_http(port) {
+                return Ok(emulator);
+            }
+            let exited = emulator
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                let tail = emulator.log_tail();
+                drop(emulator);
+                if tail.contains("already in use") || tail.contains("Address in use") {
+                    return Err(Retry::PortTaken(tail));
+                }
+                return Err(fatal(format!(
+                    "it exited ({status}) before answering on port {port}; its last output:\n{tail}"
+                )));
+            }
+            if started.elapsed() > STARTUP_TIMEOUT {
+                let tail = emulator.log_tail();
+                drop(emulator);
+                return Err(fatal(format!(
+                    "it did not answer on port {port} within {STARTUP_TIMEOUT:?}; its last output:\n{tail}"
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    fn log_tail(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.join("emulator.log")) {
+            let _ = f.read_to_string(&mut text);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+impl Drop for AwsEmulator {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Kill the group before reaping its leader, while the id cannot
+            // have been reused; the leader is our own child, by PID.
+            if let Ok(pid) = libc::pid_t::try_from(self.pid) {
+                // SAFETY: signals our own child's process group.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+enum Retry {
+    PortTaken(String),
+    Fatal(EmulatorError),
+}
+
+/// A program name without a slash is looked up on PATH, as a shell would.
+fn resolve(program: &str) -> Result<PathBuf, EmulatorError> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(EmulatorError::NotFound {
+                program: program.to_owned(),
+                on_path: false,
+            })
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| EmulatorError::NotFound {
+            program: program.to_owned(),
+            on_path: true,
+        })
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Whether something on the port answers an HTTP request with a status line.
+fn answers_http(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(
+        b"GET /_ministack/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_emulator_is_named_with_help() {
+        let e =
+            AwsEmulator::start(&["opsguard-no-such-emulator-xyz".into()], "eu-west-1").unwrap_err();
+        assert!(matches!(e, EmulatorError::NotFound { on_path: true, .. }));
+        assert!(e.to_string().contains("opsguard-no-such-emulator-xyz"));
+        assert!(e.help().contains("aws_emulator"));
+        let e = AwsEmulator::start(&["/nonexistent/ministack".into()], "eu-west-1").unwrap_err();
+        assert!(matches!(e, EmulatorError::NotFound { on_path: false, .. }));
+    }
+
+    #[test]
+    fn an_emulator_that_dies_at_once_is_an_error_not_a_hang() {
+        let e = AwsEmulator::start(&["/bin/false".into()], "eu-west-1").unwrap_err();
+        assert!(matches!(e, EmulatorError::Start { .. }), "{e}");
+    }
+}
