@@ -199,8 +199,18 @@ async fn snapshot_of_the_incident_replica() {
     assert_eq!(calls["ecs:DescribeServices"], 1);
     assert_eq!(calls["ecs:DescribeTasks"], 1);
     assert_eq!(calls["ecs:DescribeTaskDefinition"], 4);
-    assert_eq!(calls["secretsmanager:DescribeSecret"], 4);
+    // Secrets: one ListSecrets page for all, one batch for the values; no
+    // per-secret DescribeSecret, no version history on a plain snapshot.
+    assert_eq!(calls["secretsmanager:ListSecrets"], 1);
     assert_eq!(calls["secretsmanager:BatchGetSecretValue"], 1);
+    assert!(
+        calls.get("secretsmanager:DescribeSecret").is_none(),
+        "{calls}"
+    );
+    assert!(
+        calls.get("secretsmanager:ListSecretVersionIds").is_none(),
+        "{calls}"
+    );
     assert_eq!(calls["elasticsearch:security.get_user"], 1);
     assert_eq!(calls["elasticsearch:security.authenticate"], 2);
     let user_gets = env
