@@ -16,7 +16,14 @@ proxy
   accepts (DescribeServices > 10 services, DescribeTasks > 100 tasks,
   BatchGetSecretValue > 20 ids, a page size > 100, ...);
 * with `--throttle-every N`, answers every Nth AWS request with a
-  `ThrottlingException` (HTTP 400, as AWS does) instead of forwarding it.
+  `ThrottlingException` (HTTP 400, as AWS does) instead of forwarding it;
+* with `--replay`, keeps every answer (by operation, body and, for
+  Elasticsearch, the Authorization header) and answers a repeated request from
+  memory instead of asking the emulator again. The emulator serves requests
+  one at a time and its cost grows with the environment (tens of
+  milliseconds a call on a loaded machine), which is no part of a real
+  network: a warm-up run records, the measured runs are then served by the
+  network model alone. Only for read-only workloads (a snapshot).
 
 Control: `GET /__bench/stats` on either port returns the counts as JSON,
 `POST /__bench/reset` clears them. Only loopback upstreams are accepted.
@@ -70,6 +77,8 @@ class Stats:
         self.throttled = 0
         self.upstream_s: Counter[str] = Counter()
         self.seq = 0
+        self.replayed = 0
+        self.recorded: dict = {}
 
     def as_json(self) -> dict:
         with self.lock:
@@ -79,6 +88,7 @@ class Stats:
                 "over_limit": dict(self.over_limit),
                 "throttled": self.throttled,
                 "upstream_ms": {k: round(v * 1000, 1) for k, v in self.upstream_s.items()},
+                "replayed": self.replayed,
             }
 
     def reset(self) -> None:
@@ -88,6 +98,7 @@ class Stats:
             self.upstream_s.clear()
             self.throttled = 0
             self.seq = 0
+            self.replayed = 0
 
 
 def aws_operation(headers, body: bytes) -> tuple[str, dict | None]:
@@ -141,7 +152,7 @@ def require_loopback(url: str) -> tuple[str, int]:
 
 
 def make_handler(kind: str, upstream: tuple[str, int], stats: Stats, delay: float,
-                 throttle_every: int):
+                 throttle_every: int, replay: bool):
     local = threading.local()
 
     def connection() -> http.client.HTTPConnection:
@@ -199,6 +210,17 @@ def make_handler(kind: str, upstream: tuple[str, int], stats: Stats, delay: floa
                            "application/x-amz-json-1.1",
                            {"x-amzn-ErrorType": "ThrottlingException"})
                 return
+            key = None
+            if replay:
+                auth = self.headers.get("Authorization", "") if kind == "es" else ""
+                key = (kind, op, self.command, self.path if kind == "es" else "", auth, body)
+                with stats.lock:
+                    hit = stats.recorded.get(key)
+                    if hit:
+                        stats.replayed += 1
+                if hit:
+                    self.send_answer(*hit)
+                    return
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             headers["Host"] = f"{upstream[0]}:{upstream[1]}"
             started = time.perf_counter()
@@ -214,12 +236,19 @@ def make_handler(kind: str, upstream: tuple[str, int], stats: Stats, delay: floa
                     if attempt == 2:
                         self.reply(502, b'{"error":"proxy: upstream failed"}')
                         return
+            answer = (resp.status, resp.reason,
+                      [(k, v) for k, v in resp.getheaders()
+                       if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"], data)
             with stats.lock:
                 stats.upstream_s[op] += time.perf_counter() - started
-            self.send_response(resp.status, resp.reason)
-            for k, v in resp.getheaders():
-                if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
-                    self.send_header(k, v)
+                if key is not None and resp.status < 500:
+                    stats.recorded[key] = answer
+            self.send_answer(*answer)
+
+        def send_answer(self, status, reason, headers, data) -> None:
+            self.send_response(status, reason)
+            for k, v in headers:
+                self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -242,12 +271,14 @@ def main() -> None:
     ap.add_argument("--es-upstream", required=True)
     ap.add_argument("--delay-ms", type=float, default=0.0)
     ap.add_argument("--throttle-every", type=int, default=0)
+    ap.add_argument("--replay", action="store_true")
     ap.add_argument("--ready-file")
     a = ap.parse_args()
     stats = Stats()
     servers = []
     for kind, port, up in (("aws", a.listen_aws, a.aws_upstream), ("es", a.listen_es, a.es_upstream)):
-        h = make_handler(kind, require_loopback(up), stats, a.delay_ms / 1000.0, a.throttle_every)
+        h = make_handler(kind, require_loopback(up), stats, a.delay_ms / 1000.0, a.throttle_every,
+                         a.replay)
         s = Server(("127.0.0.1", port), h)
         threading.Thread(target=s.serve_forever, daemon=True).start()
         servers.append(s)

@@ -8,7 +8,9 @@
 //! operation they make (see [`Calls`]) so a snapshot can report its cost.
 //! Retries: the AWS SDK's standard retry mode (throttling and transient errors,
 //! with backoff, bounded attempts); Elasticsearch calls get the same treatment
-//! in [`elasticsearch`].
+//! in [`elasticsearch`]. Throttled answers are counted too
+//! ([`Calls::throttled`], counted by an interceptor on each AWS client), so a snapshot can say it
+//! was slowed down; a [`Gate`] bounds the AWS requests in flight.
 //!
 //! Each service has a reader, used by the snapshot, and a writer, used only by
 //! the remedies (rollback, redeploy). Every write sets a state rather than
