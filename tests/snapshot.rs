@@ -633,3 +633,34 @@ async fn a_run_reads_version_history_only_where_awscurrent_moved() {
         }
     }
 }
+
+/// `max_concurrency = 1` (one request in flight) reads the same picture as
+/// the default: the bound changes the pace, never the content.
+#[tokio::test]
+async fn one_request_in_flight_reads_the_same_snapshot() {
+    let env = setup().await;
+    let (out, wide, _) = snapshot_to_file(&env);
+    out.assert_code(0);
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let narrow = text
+        .replacen("[aws]\n", "[aws]\nmax_concurrency = 1\n", 1)
+        .replacen(
+            "[elasticsearch]\n",
+            "[elasticsearch]\nmax_concurrency = 1\n",
+            1,
+        );
+    assert_ne!(
+        text, narrow,
+        "the config has [aws] and [elasticsearch] tables"
+    );
+    std::fs::write(&env.config, narrow).unwrap();
+    let (out, one, _) = snapshot_to_file(&env);
+    out.assert_code(0);
+    for part in ["secrets", "services", "credentials", "task_definitions"] {
+        assert_eq!(one[part], wide[part], "{part} differs");
+    }
+    assert_eq!(
+        one["collection"]["api_calls"],
+        wide["collection"]["api_calls"]
+    );
+}
