@@ -79,7 +79,7 @@ async fn verbose_snapshot_logs_every_api_call_and_no_secret() {
         "ecs:DescribeClusters",
         "ecs:ListTasks",
         "ecs:DescribeTaskDefinition",
-        "secretsmanager:DescribeSecret",
+        "secretsmanager:ListSecrets",
         "secretsmanager:BatchGetSecretValue",
     ] {
         assert!(calls.iter().any(|c| c == op), "{op} logged: {calls:?}");

@@ -47,6 +47,7 @@ async fn setup() -> Env {
         auth: EsAuth::Offline,
         ca_cert: None,
         timeout: Duration::from_secs(10),
+        max_concurrency: 4,
     };
     let admin = AdminAuth::Basic {
         username: "elastic".into(),

@@ -200,8 +200,18 @@ async fn snapshot_of_the_incident_replica() {
     assert_eq!(calls["ecs:DescribeServices"], 1);
     assert_eq!(calls["ecs:DescribeTasks"], 1);
     assert_eq!(calls["ecs:DescribeTaskDefinition"], 4);
-    assert_eq!(calls["secretsmanager:DescribeSecret"], 4);
+    // Secrets: one ListSecrets page for all, one batch for the values; no
+    // per-secret DescribeSecret, no version history on a plain snapshot.
+    assert_eq!(calls["secretsmanager:ListSecrets"], 1);
     assert_eq!(calls["secretsmanager:BatchGetSecretValue"], 1);
+    assert!(
+        calls.get("secretsmanager:DescribeSecret").is_none(),
+        "{calls}"
+    );
+    assert!(
+        calls.get("secretsmanager:ListSecretVersionIds").is_none(),
+        "{calls}"
+    );
     assert_eq!(calls["elasticsearch:security.get_user"], 1);
     assert_eq!(calls["elasticsearch:security.authenticate"], 2);
     let user_gets = env
@@ -578,4 +588,80 @@ fn write(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("opsguard.toml");
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// A run reads the full version history (ListSecretVersionIds) only of the
+/// secrets whose AWSCURRENT moved during the command, and only after it: the
+/// before snapshot and every secret that did not move make do with the
+/// ListSecrets stage map.
+#[tokio::test]
+async fn a_run_reads_version_history_only_where_awscurrent_moved() {
+    let env = setup().await;
+    // The 2021 script moves AWSCURRENT of every user's two secrets; the
+    // snapshot holds the four that search and items services reference.
+    let (out, report, _) = common::guarded(&env, "block", "create_elastic_users.py");
+    out.assert_code(11);
+    assert_eq!(report["outcome"], "violated", "{report:#}");
+    let run = common::only_run_id(&env);
+    let dir = env.dir.path().join(".opsguard/runs").join(run);
+    let read = |f: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+    };
+    let (before, after) = (read("before.json"), read("after.json"));
+    let calls = |s: &Value, op: &str| s["collection"]["api_calls"][op].as_u64().unwrap_or(0);
+    assert_eq!(calls(&before, "secretsmanager:ListSecretVersionIds"), 0);
+    assert_eq!(calls(&after, "secretsmanager:ListSecretVersionIds"), 4);
+    assert_eq!(calls(&before, "secretsmanager:ListSecrets"), 1);
+    assert_eq!(calls(&after, "secretsmanager:DescribeSecret"), 0);
+    for user in ["search", "items"] {
+        for field in ["username", "password"] {
+            let was = env.replica.secret_of(user, field);
+            let s = secret(&after, &was.name);
+            assert_ne!(s["current_version_id"], was.version_id.as_str());
+            // The history: the before version (now AWSPREVIOUS) and the new
+            // one, both with created dates.
+            let versions = s["versions"].as_array().unwrap();
+            assert_eq!(versions.len(), 2, "{s:#}");
+            assert!(
+                versions.iter().all(|v| v["created_date"].is_string()),
+                "{s:#}"
+            );
+            let old = versions
+                .iter()
+                .find(|v| v["version_id"] == was.version_id.as_str())
+                .unwrap();
+            assert_eq!(old["stages"], serde_json::json!(["AWSPREVIOUS"]));
+        }
+    }
+}
+
+/// `max_concurrency = 1` (one request in flight) reads the same picture as
+/// the default: the bound changes the pace, never the content.
+#[tokio::test]
+async fn one_request_in_flight_reads_the_same_snapshot() {
+    let env = setup().await;
+    let (out, wide, _) = snapshot_to_file(&env);
+    out.assert_code(0);
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let narrow = text
+        .replacen("[aws]\n", "[aws]\nmax_concurrency = 1\n", 1)
+        .replacen(
+            "[elasticsearch]\n",
+            "[elasticsearch]\nmax_concurrency = 1\n",
+            1,
+        );
+    assert_ne!(
+        text, narrow,
+        "the config has [aws] and [elasticsearch] tables"
+    );
+    std::fs::write(&env.config, narrow).unwrap();
+    let (out, one, _) = snapshot_to_file(&env);
+    out.assert_code(0);
+    for part in ["secrets", "services", "credentials", "task_definitions"] {
+        assert_eq!(one[part], wide[part], "{part} differs");
+    }
+    assert_eq!(
+        one["collection"]["api_calls"],
+        wide["collection"]["api_calls"]
+    );
 }

@@ -119,7 +119,19 @@ pub struct EsConfig {
     /// A PEM CA bundle to trust for the cluster's TLS certificate.
     pub ca_cert: Option<PathBuf>,
     pub timeout: std::time::Duration,
+    /// At most this many requests in flight (`max_concurrency`): the probes,
+    /// one per credential, are the many.
+    pub max_concurrency: usize,
 }
+
+/// `[elasticsearch] max_concurrency` when unset: enough to overlap network
+/// latency, gentle on a cluster that checks a password hash per probe.
+pub const DEFAULT_ES_MAX_CONCURRENCY: usize = 16;
+/// `[aws] max_concurrency` when unset: below the burst of the ECS and Secrets
+/// Manager read buckets, so a snapshot is not throttled in a quiet account.
+pub const DEFAULT_AWS_MAX_CONCURRENCY: usize = 32;
+/// The largest `max_concurrency` accepted, for either service.
+pub const MAX_CONCURRENCY_LIMIT: usize = 256;
 
 /// How opsguard itself authenticates to Elasticsearch (the admin identity used
 /// for snapshots and, later, rollback).
@@ -139,7 +151,7 @@ pub enum EsAuth {
     Offline,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AwsConfig {
     /// Overrides the region of the standard chain.
     pub region: Option<String>,
@@ -150,6 +162,20 @@ pub struct AwsConfig {
     /// `[[aws.targets]]`: several accounts or regions in one config. Empty
     /// means one target: the standard chain with `[ecs] clusters`.
     pub targets: Vec<Target>,
+    /// At most this many AWS requests in flight (`max_concurrency`).
+    pub max_concurrency: usize,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            region: None,
+            endpoint_url: None,
+            profile: None,
+            targets: Vec::new(),
+            max_concurrency: DEFAULT_AWS_MAX_CONCURRENCY,
+        }
+    }
 }
 
 /// One AWS account and region opsguard watches, reached with the base
@@ -303,6 +329,24 @@ impl Config {
         let err = |span: std::ops::Range<usize>, msg: String, help: Option<String>| {
             ConfigError::at(path, text, span, msg, help)
         };
+        let max_concurrency = |table: &str, v: Option<&Spanned<i64>>, default: usize| {
+            match v {
+            None => Ok(default),
+            Some(n) if (1..=MAX_CONCURRENCY_LIMIT as i64).contains(n.get_ref()) => {
+                Ok(*n.get_ref() as usize)
+            }
+            Some(n) => Err(err(
+                n.span(),
+                format!(
+                    "[{table}] max_concurrency {} is out of range 1..={MAX_CONCURRENCY_LIMIT}",
+                    n.get_ref()
+                ),
+                Some(format!(
+                    "the number of requests in flight at once; leave it out for the default {default}"
+                )),
+            )),
+        }
+        };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             err(span, e.message().trim().to_owned(), None)
@@ -417,6 +461,11 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         let ca_cert = es.ca_cert.map(|p| base.join(p.get_ref()));
         let timeout = std::time::Duration::from_secs(es.timeout_seconds.unwrap_or(30));
+        let es_max_concurrency = max_concurrency(
+            "elasticsearch",
+            es.max_concurrency.as_ref(),
+            DEFAULT_ES_MAX_CONCURRENCY,
+        )?;
 
         let aws = raw
             .aws
@@ -494,6 +543,7 @@ impl Config {
                     }
                 }
                 Ok(AwsConfig {
+                    max_concurrency: max_concurrency("aws", a.max_concurrency.as_ref(), DEFAULT_AWS_MAX_CONCURRENCY)?,
                     region: a.region,
                     endpoint_url: a.endpoint_url,
                     profile: a.profile,
@@ -676,6 +726,7 @@ impl Config {
                 auth,
                 ca_cert,
                 timeout,
+                max_concurrency: es_max_concurrency,
             },
             aws,
             ecs: EcsConfig { clusters },

@@ -30,6 +30,7 @@ pub(super) struct RawEs {
     pub api_key_env: Option<Spanned<String>>,
     pub ca_cert: Option<Spanned<String>>,
     pub timeout_seconds: Option<u64>,
+    pub max_concurrency: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +39,7 @@ pub(super) struct RawAws {
     pub region: Option<String>,
     pub endpoint_url: Option<String>,
     pub profile: Option<String>,
+    pub max_concurrency: Option<Spanned<i64>>,
     #[serde(default)]
     pub targets: Vec<Spanned<RawTarget>>,
 }

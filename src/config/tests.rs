@@ -385,3 +385,42 @@ fn bad_targets_are_errors() {
     let e = err_line(&TWO_ACCOUNTS.replace("name = \"identity\"", "name = \"id:x\""));
     assert!(e.contains("may hold only"), "{e}");
 }
+
+#[test]
+fn max_concurrency_defaults_and_bounds() {
+    let c = parse(DESIGN_EXAMPLE).unwrap();
+    assert_eq!(c.aws.max_concurrency, DEFAULT_AWS_MAX_CONCURRENCY);
+    assert_eq!(c.elasticsearch.max_concurrency, DEFAULT_ES_MAX_CONCURRENCY);
+
+    let set = DESIGN_EXAMPLE
+        .replace("[aws]\n", "[aws]\nmax_concurrency = 4\n")
+        .replace(
+            "[elasticsearch]\n",
+            "[elasticsearch]\nmax_concurrency = 2\n",
+        );
+    let c = parse(&set).unwrap();
+    assert_eq!(c.aws.max_concurrency, 4);
+    assert_eq!(c.elasticsearch.max_concurrency, 2);
+
+    for bad in ["0", "-3", "257"] {
+        let text = DESIGN_EXAMPLE.replace("[aws]\n", &format!("[aws]\nmax_concurrency = {bad}\n"));
+        let e = err_line(&text);
+        assert!(
+            e.contains("opsguard.toml:9:")
+                && e.contains("[aws] max_concurrency")
+                && e.contains("1..=256"),
+            "{e}"
+        );
+        let text = DESIGN_EXAMPLE.replace(
+            "[elasticsearch]\n",
+            &format!("[elasticsearch]\nmax_concurrency = {bad}\n"),
+        );
+        let e = err_line(&text);
+        assert!(
+            e.contains("opsguard.toml:3:") && e.contains("[elasticsearch] max_concurrency"),
+            "{e}"
+        );
+    }
+    let e = err_line(&DESIGN_EXAMPLE.replace("[aws]\n", "[aws]\nmax_concurrency = \"many\"\n"));
+    assert!(e.contains("opsguard.toml:9:"), "{e}");
+}

@@ -84,6 +84,8 @@ pub async fn resume(
             return Ok(report);
         }
     };
+    // Later snapshots read the version history of what moved since `before`.
+    live.remember(&before);
     let mut journal =
         Journal::open(run_dir).map_err(|e| unusable(format!("cannot open its journal: {e}")))?;
 

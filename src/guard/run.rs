@@ -176,6 +176,9 @@ pub async fn run(
         ));
     };
     save(&opts.run_dir, "after.json", &after.snapshot);
+    if let Some(note) = crate::snapshot::throttle_note(&[&before.snapshot, &after.snapshot]) {
+        report.notes.push(note);
+    }
     let probes = match probe_values(live.es(), &before.snapshot, &before.auth).await {
         Ok(p) => p,
         Err(e) => {

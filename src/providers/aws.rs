@@ -66,3 +66,106 @@ where
         _ => describe_err(e),
     }
 }
+
+/// Counts the answers that said "slow down" — HTTP 429, or an error code such
+/// as `ThrottlingException` — on one client. The SDK's standard retry mode
+/// already retries them with backoff (see [`sdk_config`]); this only lets the
+/// snapshot say that it happened, so a user knows to lower
+/// `[aws] max_concurrency` or to expect slower runs.
+#[derive(Debug)]
+pub(crate) struct ThrottleCounter {
+    calls: super::Calls,
+    service: &'static str,
+}
+
+impl ThrottleCounter {
+    pub(crate) fn new(calls: super::Calls, service: &'static str) -> Self {
+        Self { calls, service }
+    }
+}
+
+impl aws_sdk_ecs::config::Intercept for ThrottleCounter {
+    fn name(&self) -> &'static str {
+        "opsguard::ThrottleCounter"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        ctx: &aws_sdk_ecs::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _rc: &aws_sdk_ecs::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ecs::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let r = ctx.response();
+        let header = r.headers().get("x-amzn-errortype");
+        if is_throttle(r.status().as_u16(), header, r.body().bytes()) {
+            self.calls.throttled(self.service);
+        }
+        Ok(())
+    }
+}
+
+/// Whether an AWS answer is a throttling error: 429, or a 4xx whose error
+/// type (header, or `__type`/`code` in the JSON body) names throttling.
+pub(crate) fn is_throttle(status: u16, error_type: Option<&str>, body: Option<&[u8]>) -> bool {
+    const NAMES: [&str; 5] = [
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+    ];
+    if status == 429 {
+        return true;
+    }
+    if !(400..500).contains(&status) {
+        return false;
+    }
+    // `aws.protocoltests#Code:namespace` or `namespace#Code`: the bare code.
+    let bare = |t: &str| -> String {
+        let t = t.split(':').next().unwrap_or(t);
+        t.rsplit('#').next().unwrap_or(t).to_owned()
+    };
+    if error_type.is_some_and(|t| NAMES.contains(&bare(t).as_str())) {
+        return true;
+    }
+    let Some(body) = body else { return false };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    ["__type", "code", "Code"]
+        .iter()
+        .filter_map(|k| v.get(*k).and_then(|x| x.as_str()))
+        .any(|t| NAMES.contains(&bare(t).as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_throttle;
+
+    #[test]
+    fn throttling_answers_are_recognised() {
+        assert!(is_throttle(429, None, None));
+        assert!(is_throttle(
+            400,
+            None,
+            Some(br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#)
+        ));
+        assert!(is_throttle(
+            400,
+            None,
+            Some(br#"{"__type":"com.amazonaws.ecs#ThrottlingException"}"#)
+        ));
+        assert!(is_throttle(
+            400,
+            Some("ThrottlingException:http://internal.amazon.com/coral/"),
+            None
+        ));
+        assert!(!is_throttle(
+            400,
+            None,
+            Some(br#"{"__type":"ResourceNotFoundException"}"#)
+        ));
+        assert!(!is_throttle(500, Some("ThrottlingException"), None));
+        assert!(!is_throttle(200, None, Some(b"Throttling")));
+    }
+}

@@ -4,11 +4,15 @@
 //!
 //! Calls are batched to the limits AWS enforces (DescribeServices 10 ids,
 //! DescribeTasks 100) even where an emulator would accept more, and a snapshot
-//! lists tasks once per cluster rather than once per service.
+//! lists tasks once per cluster rather than once per service. Everything that
+//! does not wait on another answer is sent at once — the services and the
+//! tasks of a cluster are listed side by side, every batch of a listing is
+//! described together — and the shared [`Gate`] bounds what is in flight.
 
-use super::aws::sdk_err;
+use super::aws::{sdk_err, ThrottleCounter};
 use super::{
-    aws_time, in_batches, Calls, Container, EcsReader, EcsWriter, ProviderError, TaskDefinition,
+    aws_time, in_batches, Calls, Container, EcsReader, EcsWriter, Gate, ProviderError,
+    TaskDefinition,
 };
 use crate::model::ServiceRef;
 use crate::snapshot::model::{DeploymentState, ServiceState, TaskState};
@@ -19,19 +23,31 @@ use std::collections::BTreeMap;
 const DESCRIBE_CLUSTERS_MAX: usize = 100;
 const DESCRIBE_SERVICES_MAX: usize = 10;
 const DESCRIBE_TASKS_MAX: usize = 100;
-const CONCURRENCY: usize = 4;
+/// Batches handed to the gate at once; the gate decides how many fly.
+const ALL_AT_ONCE: usize = usize::MAX;
 
 pub struct AwsEcs {
     client: aws_sdk_ecs::Client,
     calls: Calls,
+    gate: Gate,
 }
 
 impl AwsEcs {
     pub fn new(sdk: &aws_config::SdkConfig, calls: Calls) -> Self {
+        let conf = aws_sdk_ecs::config::Builder::from(sdk)
+            .interceptor(ThrottleCounter::new(calls.clone(), "ecs"))
+            .build();
         Self {
-            client: aws_sdk_ecs::Client::new(sdk),
+            client: aws_sdk_ecs::Client::from_conf(conf),
             calls,
+            gate: Gate::default(),
         }
+    }
+
+    /// Share a bound on requests in flight with other clients.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
     }
 
     fn err<E, R>(op: &str, e: SdkError<E, R>) -> ProviderError
@@ -44,19 +60,25 @@ impl AwsEcs {
 
     async fn list_service_arns(&self, cluster: &str) -> Result<Vec<String>, ProviderError> {
         let mut arns = Vec::new();
-        let mut pages = self
-            .client
-            .list_services()
-            .cluster(cluster)
-            .max_results(100)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
+        let mut token: Option<String> = None;
+        loop {
+            let _slot = self.gate.slot().await;
             self.calls.hit("ecs:ListServices");
-            let page = page.map_err(|e| Self::err("ListServices", e))?;
+            let page = self
+                .client
+                .list_services()
+                .cluster(cluster)
+                .max_results(100)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| Self::err("ListServices", e))?;
             arns.extend(page.service_arns().iter().cloned());
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(arns);
+            }
         }
-        Ok(arns)
     }
 
     /// Task ARNs of a cluster, or of one service when `service` is given.
@@ -67,21 +89,27 @@ impl AwsEcs {
         status: DesiredStatus,
     ) -> Result<Vec<String>, ProviderError> {
         let mut arns = Vec::new();
-        let mut pages = self
-            .client
-            .list_tasks()
-            .cluster(cluster)
-            .set_service_name(service.map(str::to_owned))
-            .desired_status(status)
-            .max_results(100)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
+        let mut token: Option<String> = None;
+        loop {
+            let _slot = self.gate.slot().await;
             self.calls.hit("ecs:ListTasks");
-            let page = page.map_err(|e| Self::err("ListTasks", e))?;
+            let page = self
+                .client
+                .list_tasks()
+                .cluster(cluster)
+                .set_service_name(service.map(str::to_owned))
+                .desired_status(status.clone())
+                .max_results(100)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| Self::err("ListTasks", e))?;
             arns.extend(page.task_arns().iter().cloned());
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(arns);
+            }
         }
-        Ok(arns)
     }
 
     /// Every task the cluster (or one service of it) wants running, plus
@@ -92,20 +120,20 @@ impl AwsEcs {
         cluster: &str,
         service: Option<&str>,
     ) -> Result<Vec<(Option<String>, TaskState)>, ProviderError> {
-        let mut task_arns = self
-            .list_task_arns(cluster, service, DesiredStatus::Running)
-            .await?;
-        task_arns.extend(
-            self.list_task_arns(cluster, service, DesiredStatus::Stopped)
-                .await?,
-        );
+        let (running, stopping) = futures::try_join!(
+            self.list_task_arns(cluster, service, DesiredStatus::Running),
+            self.list_task_arns(cluster, service, DesiredStatus::Stopped),
+        )?;
+        let mut task_arns = running;
+        task_arns.extend(stopping);
         task_arns.sort();
         task_arns.dedup();
         in_batches(
             task_arns,
             DESCRIBE_TASKS_MAX,
-            CONCURRENCY,
+            ALL_AT_ONCE,
             |chunk| async move {
+                let _slot = self.gate.slot().await;
                 self.calls.hit("ecs:DescribeTasks");
                 let out = self
                     .client
@@ -210,6 +238,7 @@ fn task_state(t: &aws_sdk_ecs::types::Task) -> TaskState {
 impl EcsReader for AwsEcs {
     async fn check_clusters(&self, clusters: &[String]) -> Result<(), ProviderError> {
         for chunk in clusters.chunks(DESCRIBE_CLUSTERS_MAX) {
+            let _slot = self.gate.slot().await;
             self.calls.hit("ecs:DescribeClusters");
             let out = self
                 .client
@@ -245,12 +274,54 @@ impl EcsReader for AwsEcs {
     }
 
     async fn services(&self, cluster: &str) -> Result<Vec<ServiceState>, ProviderError> {
-        let arns = self.list_service_arns(cluster).await?;
-        let mut services: Vec<ServiceState> = in_batches(
+        let described = async {
+            let arns = self.list_service_arns(cluster).await?;
+            self.describe_services(cluster, arns).await
+        };
+        // The tasks of the whole cluster, listed beside its services.
+        let (services, tasks) = futures::try_join!(described, self.live_tasks(cluster, None))?;
+        let mut services = services;
+        let mut by_service: BTreeMap<String, Vec<TaskState>> = BTreeMap::new();
+        for (svc, task) in tasks {
+            if let Some(svc) = svc {
+                by_service.entry(svc).or_default().push(task);
+            }
+        }
+        for s in &mut services {
+            s.tasks = by_service.remove(&s.service.service).unwrap_or_default();
+            sort_tasks(&mut s.tasks);
+        }
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        Ok(services)
+    }
+
+    async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, ProviderError> {
+        let _slot = self.gate.slot().await;
+        self.calls.hit("ecs:DescribeTaskDefinition");
+        let out = self
+            .client
+            .describe_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(|e| Self::err("DescribeTaskDefinition", e))?;
+        task_definition(arn, out.task_definition())
+    }
+}
+
+impl AwsEcs {
+    /// DescribeServices, 10 ARNs a call, every batch at once.
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        arns: Vec<String>,
+    ) -> Result<Vec<ServiceState>, ProviderError> {
+        in_batches(
             arns,
             DESCRIBE_SERVICES_MAX,
-            CONCURRENCY,
+            ALL_AT_ONCE,
             |chunk| async move {
+                let _slot = self.gate.slot().await;
                 self.calls.hit("ecs:DescribeServices");
                 let out = self
                     .client
@@ -271,67 +342,48 @@ impl EcsReader for AwsEcs {
                     .collect())
             },
         )
-        .await?;
-
-        let tasks = self.live_tasks(cluster, None).await?;
-        let mut by_service: BTreeMap<String, Vec<TaskState>> = BTreeMap::new();
-        for (svc, task) in tasks {
-            if let Some(svc) = svc {
-                by_service.entry(svc).or_default().push(task);
-            }
-        }
-        for s in &mut services {
-            s.tasks = by_service.remove(&s.service.service).unwrap_or_default();
-            sort_tasks(&mut s.tasks);
-        }
-        services.sort_by(|a, b| a.service.cmp(&b.service));
-        Ok(services)
+        .await
     }
+}
 
-    async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, ProviderError> {
-        self.calls.hit("ecs:DescribeTaskDefinition");
-        let out = self
-            .client
-            .describe_task_definition()
-            .task_definition(arn)
-            .send()
-            .await
-            .map_err(|e| Self::err("DescribeTaskDefinition", e))?;
-        let td = out.task_definition().ok_or_else(|| {
-            ProviderError::new(
-                "ECS",
-                "DescribeTaskDefinition",
-                format!("{arn}: no task definition in the response"),
-            )
-        })?;
-        Ok(TaskDefinition {
-            arn: td.task_definition_arn().unwrap_or(arn).to_owned(),
-            family: td.family().unwrap_or_default().to_owned(),
-            revision: td.revision(),
-            containers: td
-                .container_definitions()
-                .iter()
-                .map(|c| Container {
-                    name: c.name().unwrap_or_default().to_owned(),
-                    secrets: c
-                        .secrets()
-                        .iter()
-                        .map(|s| (s.name().to_owned(), s.value_from().to_owned()))
-                        .collect(),
-                    environment: c
-                        .environment()
-                        .iter()
-                        .filter_map(|kv| {
-                            Some((
-                                kv.name()?.to_owned(),
-                                kv.value().unwrap_or_default().to_owned(),
-                            ))
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
-    }
+fn task_definition(
+    arn: &str,
+    td: Option<&aws_sdk_ecs::types::TaskDefinition>,
+) -> Result<TaskDefinition, ProviderError> {
+    let td = td.ok_or_else(|| {
+        ProviderError::new(
+            "ECS",
+            "DescribeTaskDefinition",
+            format!("{arn}: no task definition in the response"),
+        )
+    })?;
+    Ok(TaskDefinition {
+        arn: td.task_definition_arn().unwrap_or(arn).to_owned(),
+        family: td.family().unwrap_or_default().to_owned(),
+        revision: td.revision(),
+        containers: td
+            .container_definitions()
+            .iter()
+            .map(|c| Container {
+                name: c.name().unwrap_or_default().to_owned(),
+                secrets: c
+                    .secrets()
+                    .iter()
+                    .map(|s| (s.name().to_owned(), s.value_from().to_owned()))
+                    .collect(),
+                environment: c
+                    .environment()
+                    .iter()
+                    .filter_map(|kv| {
+                        Some((
+                            kv.name()?.to_owned(),
+                            kv.value().unwrap_or_default().to_owned(),
+                        ))
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
 }
 
 // Retries: the SDK retries UpdateService on throttling and transient errors

@@ -156,6 +156,9 @@ impl Es {
             match f().await {
                 Ok(resp) => {
                     let status = resp.status_code();
+                    if status.as_u16() == 429 {
+                        self.calls.throttled("elasticsearch");
+                    }
                     let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
                     if transient && !last {
                         tracing::debug!(op, %status, attempt, "transient Elasticsearch answer, retrying");

@@ -8,7 +8,9 @@
 //! operation they make (see [`Calls`]) so a snapshot can report its cost.
 //! Retries: the AWS SDK's standard retry mode (throttling and transient errors,
 //! with backoff, bounded attempts); Elasticsearch calls get the same treatment
-//! in [`elasticsearch`].
+//! in [`elasticsearch`]. Throttled answers are counted too
+//! ([`Calls::throttled`], counted by an interceptor on each AWS client), so a snapshot can say it
+//! was slowed down; a [`Gate`] bounds the AWS requests in flight.
 //!
 //! Each service has a reader, used by the snapshot, and a writer, used only by
 //! the remedies (rollback, redeploy). Every write sets a state rather than
@@ -64,9 +66,17 @@ impl ProviderError {
     }
 }
 
-/// Operation counter shared by the providers of one snapshot.
+/// Operation counter shared by the providers of one snapshot: the calls
+/// made, and the answers that said "slow down" (throttling, HTTP 429), which
+/// the providers retry with backoff and a run reports.
 #[derive(Clone, Debug, Default)]
-pub struct Calls(Arc<Mutex<BTreeMap<String, u64>>>);
+pub struct Calls(Arc<Mutex<Counts>>);
+
+#[derive(Debug, Default)]
+struct Counts {
+    calls: BTreeMap<String, u64>,
+    throttled: BTreeMap<String, u64>,
+}
 
 impl Calls {
     pub fn hit(&self, op: &str) {
@@ -75,17 +85,57 @@ impl Calls {
             .0
             .lock()
             .expect("calls lock")
+            .calls
             .entry(op.to_owned())
             .or_default() += 1;
     }
+    /// One throttled answer (the request is retried with backoff).
+    pub fn throttled(&self, service: &str) {
+        tracing::debug!(service, "throttled; backing off");
+        *self
+            .0
+            .lock()
+            .expect("calls lock")
+            .throttled
+            .entry(service.to_owned())
+            .or_default() += 1;
+    }
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.0.lock().expect("calls lock").clone()
+        self.0.lock().expect("calls lock").calls.clone()
+    }
+    /// Throttled answers by service since the last reset.
+    pub fn throttles(&self) -> BTreeMap<String, u64> {
+        self.0.lock().expect("calls lock").throttled.clone()
     }
     pub fn reset(&self) {
-        self.0.lock().expect("calls lock").clear();
+        let mut c = self.0.lock().expect("calls lock");
+        c.calls.clear();
+        c.throttled.clear();
     }
     pub fn total(&self) -> u64 {
-        self.0.lock().expect("calls lock").values().sum()
+        self.0.lock().expect("calls lock").calls.values().sum()
+    }
+}
+
+/// At most N AWS requests in flight per client set (`[aws] max_concurrency`):
+/// every independent read of a snapshot is started at once, and this is what
+/// keeps them from exceeding what the account's rate limits allow.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Gate {
+    pub fn new(max: usize) -> Gate {
+        Gate(Arc::new(tokio::sync::Semaphore::new(max.max(1))))
+    }
+    /// Wait for a slot; the request runs while the permit lives.
+    pub async fn slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.0.acquire().await.expect("the gate is never closed")
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate::new(crate::config::DEFAULT_AWS_MAX_CONCURRENCY)
     }
 }
 
@@ -119,7 +169,8 @@ pub trait EcsReader {
     async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, ProviderError>;
 }
 
-/// What DescribeSecret says about one secret.
+/// What DescribeSecret, or one entry of a ListSecrets page, says about one
+/// secret.
 #[derive(Clone, Debug)]
 pub struct SecretMeta {
     pub arn: SecretArn,
@@ -130,11 +181,40 @@ pub struct SecretMeta {
     pub version_stages: BTreeMap<String, Vec<String>>,
 }
 
-/// One secret version's value, held in memory only.
+/// One secret version's value, held in memory only, with what the same
+/// answer says about the version.
 pub struct SecretValue {
     pub name: SecretName,
     pub version_id: String,
     pub value: SecretString,
+    pub created_date: Option<Timestamp>,
+    pub stages: Vec<String>,
+}
+
+/// What a snapshot looks secrets up by: the names of Parameter Store style
+/// references and the (full or partial) ARNs of ARN references.
+#[derive(Clone, Debug, Default)]
+pub struct Wanted {
+    pub names: std::collections::BTreeSet<String>,
+    pub arns: std::collections::BTreeSet<String>,
+}
+
+/// A secret ARN without the `-AbCdEf` suffix AWS appends to the name: the
+/// partial ARN a task definition may use.
+pub fn arn_without_suffix(arn: &str) -> &str {
+    match arn.len().checked_sub(7) {
+        Some(i) if arn.is_char_boundary(i) && arn[i..].starts_with('-') => &arn[..i],
+        _ => arn,
+    }
+}
+
+/// What BatchGetSecretValue answered for a set of secrets.
+#[derive(Default)]
+pub struct CurrentValues {
+    pub values: Vec<SecretValue>,
+    /// Secrets the batch could not read because they are gone or scheduled
+    /// for deletion (perhaps since they were listed): ask DescribeSecret.
+    pub unreadable: Vec<SecretName>,
 }
 
 pub trait SecretsReader {
@@ -147,11 +227,20 @@ pub trait SecretsReader {
 
     /// `None` when no such secret exists.
     async fn describe(&self, secret_id: &str) -> Result<Option<SecretMeta>, ProviderError>;
+    /// ListSecrets, 100 a page, secrets scheduled for deletion included:
+    /// names, ARNs, stage maps and dates of every secret at once. Paging may
+    /// start before the caller knows what it wants; once `wanted()` says,
+    /// it stops as soon as all of that was seen.
+    async fn list(
+        &self,
+        wanted: &dyn Fn() -> Option<Wanted>,
+    ) -> Result<Vec<SecretMeta>, ProviderError>;
+    /// Every version (ListSecretVersionIds, deprecated ones included), with
+    /// created dates: the full history, read only where it is needed.
     async fn versions(&self, name: &SecretName) -> Result<Vec<SecretVersionState>, ProviderError>;
-    /// AWSCURRENT values, batched (at most 20 a call, as AWS allows). Secrets
-    /// that vanished in the meantime are left out.
-    async fn current_values(&self, names: &[SecretName])
-        -> Result<Vec<SecretValue>, ProviderError>;
+    /// AWSCURRENT values, batched (at most 20 a call, as AWS allows), with
+    /// their version ids, stages and created dates.
+    async fn current_values(&self, names: &[SecretName]) -> Result<CurrentValues, ProviderError>;
     /// A pinned version, by id or stage. `None` when it does not exist.
     async fn value_at(
         &self,

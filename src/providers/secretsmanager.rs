@@ -6,10 +6,11 @@
 //! literally, real AWS parses it). Values are fetched in batches of 20 with
 //! BatchGetSecretValue — AWS's limit — and land in `SecretString` at once.
 
-use super::aws::sdk_err;
+use super::aws::{sdk_err, ThrottleCounter};
 use super::in_batches;
 use super::{
-    aws_time, Calls, ProviderError, SecretMeta, SecretValue, SecretsReader, SecretsWriter,
+    aws_time, Calls, CurrentValues, Gate, ProviderError, SecretMeta, SecretValue, SecretsReader,
+    SecretsWriter, Wanted,
 };
 use crate::model::{SecretArn, SecretName};
 use crate::snapshot::model::SecretVersionState;
@@ -19,21 +20,32 @@ use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use secrecy::SecretString;
 
 const BATCH_MAX: usize = 20;
+const LIST_PAGE_MAX: i32 = 100;
 const SERVICE: &str = "Secrets Manager";
 const AWSCURRENT: &str = "AWSCURRENT";
-const CONCURRENCY: usize = 4;
 
 pub struct AwsSecrets {
     client: aws_sdk_secretsmanager::Client,
     calls: Calls,
+    gate: Gate,
 }
 
 impl AwsSecrets {
     pub fn new(sdk: &aws_config::SdkConfig, calls: Calls) -> Self {
+        let conf = aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .interceptor(ThrottleCounter::new(calls.clone(), "secretsmanager"))
+            .build();
         Self {
-            client: aws_sdk_secretsmanager::Client::new(sdk),
+            client: aws_sdk_secretsmanager::Client::from_conf(conf),
             calls,
+            gate: Gate::default(),
         }
+    }
+
+    /// Share a bound on requests in flight with other clients.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
     }
 
     fn err<E, R>(op: &str, e: SdkError<E, R>) -> ProviderError
@@ -60,6 +72,56 @@ fn current_version(meta: &SecretMeta) -> Option<&str> {
         .map(|(v, _)| v.as_str())
 }
 
+fn sorted(stages: &[String]) -> Vec<String> {
+    let mut v = stages.to_vec();
+    v.sort();
+    v
+}
+
+/// Watches ListSecrets pages go by for the secrets a snapshot wants, once it
+/// knows which (the task definitions name them): paging can stop when all
+/// were seen.
+#[derive(Default)]
+struct Lookout {
+    seen_names: std::collections::HashSet<String>,
+    seen_arns: std::collections::HashSet<String>,
+    /// Wanted and not seen yet, once the wanted set is known.
+    missing: Option<(
+        std::collections::HashSet<String>,
+        std::collections::HashSet<String>,
+    )>,
+}
+
+impl Lookout {
+    fn seen_all(&mut self, page: &[SecretMeta], wanted: &dyn Fn() -> Option<Wanted>) -> bool {
+        match &mut self.missing {
+            Some((names, arns)) => {
+                for m in page {
+                    names.remove(m.name.as_str());
+                    arns.remove(m.arn.as_str());
+                    arns.remove(super::arn_without_suffix(m.arn.as_str()));
+                }
+            }
+            None => {
+                for m in page {
+                    self.seen_names.insert(m.name.as_str().to_owned());
+                    self.seen_arns.insert(m.arn.as_str().to_owned());
+                    self.seen_arns
+                        .insert(super::arn_without_suffix(m.arn.as_str()).to_owned());
+                }
+                if let Some(w) = wanted() {
+                    let names = w.names.into_iter().filter(|n| !self.seen_names.contains(n));
+                    let arns = w.arns.into_iter().filter(|a| !self.seen_arns.contains(a));
+                    self.missing = Some((names.collect(), arns.collect()));
+                    self.seen_names = Default::default();
+                    self.seen_arns = Default::default();
+                }
+            }
+        }
+        matches!(&self.missing, Some((n, a)) if n.is_empty() && a.is_empty())
+    }
+}
+
 /// Secret values are text for every credential opsguard understands; a binary
 /// secret that is valid UTF-8 is taken as text, any other is left unread.
 fn to_secret(s: Option<&str>, b: Option<&aws_smithy_types::Blob>) -> Option<SecretString> {
@@ -74,6 +136,7 @@ fn to_secret(s: Option<&str>, b: Option<&aws_smithy_types::Blob>) -> Option<Secr
 
 impl SecretsReader for AwsSecrets {
     async fn describe(&self, secret_id: &str) -> Result<Option<SecretMeta>, ProviderError> {
+        let _slot = self.gate.slot().await;
         self.calls.hit("secretsmanager:DescribeSecret");
         let out = match self
             .client
@@ -112,21 +175,71 @@ impl SecretsReader for AwsSecrets {
         }))
     }
 
+    async fn list(
+        &self,
+        wanted: &dyn Fn() -> Option<Wanted>,
+    ) -> Result<Vec<SecretMeta>, ProviderError> {
+        let mut found = Vec::new();
+        let mut lookout = Lookout::default();
+        let mut token: Option<String> = None;
+        loop {
+            let page = {
+                let _slot = self.gate.slot().await;
+                self.calls.hit("secretsmanager:ListSecrets");
+                self.client
+                    .list_secrets()
+                    // A secret scheduled for deletion is still referenced,
+                    // and its deletion is what the rules must see.
+                    .include_planned_deletion(true)
+                    .max_results(LIST_PAGE_MAX)
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| Self::err("ListSecrets", e))?
+            };
+            let start = found.len();
+            for e in page.secret_list() {
+                let (Some(arn), Some(name)) = (e.arn(), e.name()) else {
+                    continue;
+                };
+                found.push(SecretMeta {
+                    arn: SecretArn::new(arn),
+                    name: SecretName::new(name),
+                    created_date: aws_time(e.created_date()),
+                    last_changed_date: aws_time(e.last_changed_date()),
+                    deleted_date: aws_time(e.deleted_date()),
+                    version_stages: e
+                        .secret_versions_to_stages()
+                        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default(),
+                });
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() || lookout.seen_all(&found[start..], wanted) {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
     async fn versions(&self, name: &SecretName) -> Result<Vec<SecretVersionState>, ProviderError> {
         let mut versions = Vec::new();
-        let mut pages = self
-            .client
-            .list_secret_version_ids()
-            .secret_id(name.as_str())
-            // A version that lost its last stage is "deprecated" and hidden by
-            // default, but still readable by id: a rollback may need it.
-            .include_deprecated(true)
-            .max_results(100)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
+        let mut token: Option<String> = None;
+        loop {
+            let _slot = self.gate.slot().await;
             self.calls.hit("secretsmanager:ListSecretVersionIds");
-            let page = page.map_err(|e| Self::err("ListSecretVersionIds", e))?;
+            let page = self
+                .client
+                .list_secret_version_ids()
+                .secret_id(name.as_str())
+                // A version that lost its last stage is "deprecated" and hidden by
+                // default, but still readable by id: a rollback may need it.
+                .include_deprecated(true)
+                .max_results(100)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| Self::err("ListSecretVersionIds", e))?;
             for v in page.versions() {
                 let mut stages = v.version_stages().to_vec();
                 stages.sort();
@@ -137,6 +250,10 @@ impl SecretsReader for AwsSecrets {
                     fingerprint: None,
                 });
             }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
         }
         versions.sort_by(|a, b| {
             a.created_date
@@ -146,49 +263,71 @@ impl SecretsReader for AwsSecrets {
         Ok(versions)
     }
 
-    async fn current_values(
-        &self,
-        names: &[SecretName],
-    ) -> Result<Vec<SecretValue>, ProviderError> {
+    async fn current_values(&self, names: &[SecretName]) -> Result<CurrentValues, ProviderError> {
         let ids = names.iter().map(|n| n.as_str().to_owned()).collect();
-        in_batches(ids, BATCH_MAX, CONCURRENCY, |chunk| async move {
-            self.calls.hit("secretsmanager:BatchGetSecretValue");
-            let out = self
-                .client
-                .batch_get_secret_value()
-                .set_secret_id_list(Some(chunk))
-                .send()
-                .await
-                .map_err(|e| Self::err("BatchGetSecretValue", e))?;
-            if let Some(e) = out
-                .errors()
-                .iter()
-                .find(|e| e.error_code() != Some("ResourceNotFoundException"))
-            {
-                return Err(ProviderError::new(
-                    SERVICE,
-                    "BatchGetSecretValue",
-                    format!(
-                        "{}: {} {}",
-                        e.secret_id().unwrap_or("?"),
-                        e.error_code().unwrap_or("?"),
-                        e.message().unwrap_or("")
-                    ),
-                ));
-            }
-            Ok(out
-                .secret_values()
-                .iter()
-                .filter_map(|v| {
-                    Some(SecretValue {
-                        name: SecretName::new(v.name()?),
-                        version_id: v.version_id()?.to_owned(),
-                        value: to_secret(v.secret_string(), v.secret_binary())?,
+        let answers: Vec<Result<SecretValue, SecretName>> =
+            in_batches(ids, BATCH_MAX, usize::MAX, |chunk| async move {
+                let out = {
+                    let _slot = self.gate.slot().await;
+                    self.calls.hit("secretsmanager:BatchGetSecretValue");
+                    self.client
+                        .batch_get_secret_value()
+                        .set_secret_id_list(Some(chunk))
+                        .send()
+                        .await
+                        .map_err(|e| Self::err("BatchGetSecretValue", e))?
+                };
+                // Gone (ResourceNotFound) or scheduled for deletion
+                // (InvalidRequest) since it was listed: the caller asks
+                // DescribeSecret. Anything else (access denied, a key that does
+                // not decrypt) leaves the picture incomplete.
+                let gone = |code: Option<&str>| {
+                    matches!(
+                        code,
+                        Some("ResourceNotFoundException" | "InvalidRequestException")
+                    )
+                };
+                if let Some(e) = out.errors().iter().find(|e| !gone(e.error_code())) {
+                    return Err(ProviderError::new(
+                        SERVICE,
+                        "BatchGetSecretValue",
+                        format!(
+                            "{}: {} {}",
+                            e.secret_id().unwrap_or("?"),
+                            e.error_code().unwrap_or("?"),
+                            e.message().unwrap_or("")
+                        ),
+                    ));
+                }
+                let unreadable = out
+                    .errors()
+                    .iter()
+                    .filter_map(|e| e.secret_id())
+                    .map(|id| Err(SecretName::new(id)));
+                Ok(out
+                    .secret_values()
+                    .iter()
+                    .filter_map(|v| {
+                        Some(Ok(SecretValue {
+                            name: SecretName::new(v.name()?),
+                            version_id: v.version_id()?.to_owned(),
+                            value: to_secret(v.secret_string(), v.secret_binary())?,
+                            created_date: aws_time(v.created_date()),
+                            stages: sorted(v.version_stages()),
+                        }))
                     })
-                })
-                .collect())
-        })
-        .await
+                    .chain(unreadable)
+                    .collect())
+            })
+            .await?;
+        let mut out = CurrentValues::default();
+        for a in answers {
+            match a {
+                Ok(v) => out.values.push(v),
+                Err(n) => out.unreadable.push(n),
+            }
+        }
+        Ok(out)
     }
 
     async fn value_at(
@@ -197,6 +336,7 @@ impl SecretsReader for AwsSecrets {
         version_id: Option<&str>,
         version_stage: Option<&str>,
     ) -> Result<Option<SecretValue>, ProviderError> {
+        let _slot = self.gate.slot().await;
         self.calls.hit("secretsmanager:GetSecretValue");
         let res = self
             .client
@@ -222,6 +362,8 @@ impl SecretsReader for AwsSecrets {
                 name: SecretName::new(out.name()?),
                 version_id: out.version_id()?.to_owned(),
                 value: to_secret(out.secret_string(), out.secret_binary())?,
+                created_date: aws_time(out.created_date()),
+                stages: sorted(out.version_stages()),
             })
         })())
     }
@@ -267,6 +409,7 @@ impl SecretsWriter for AwsSecrets {
             current => current.map(str::to_owned),
         };
         tracing::debug!(secret = %name, to = to_version, from = ?remove_from, "moving AWSCURRENT");
+        let slot = self.gate.slot().await;
         self.calls.hit("secretsmanager:UpdateSecretVersionStage");
         let res = self
             .client
@@ -277,6 +420,7 @@ impl SecretsWriter for AwsSecrets {
             .set_remove_from_version_id(remove_from)
             .send()
             .await;
+        drop(slot);
         if let Err(e) = res {
             // The SDK retries transient failures; if an earlier attempt landed,
             // the retry is refused although the stage is where it was asked to be.
@@ -307,14 +451,16 @@ impl SecretsWriter for AwsSecrets {
             return Ok(());
         }
         tracing::debug!(secret = %name, "cancelling the scheduled deletion");
+        let slot = self.gate.slot().await;
         self.calls.hit("secretsmanager:RestoreSecret");
-        if let Err(e) = self
+        let res = self
             .client
             .restore_secret()
             .secret_id(name.as_str())
             .send()
-            .await
-        {
+            .await;
+        drop(slot);
+        if let Err(e) = res {
             if let Ok(meta) = self.meta_for(name, OP).await {
                 if meta.deleted_date.is_none() {
                     return Ok(());

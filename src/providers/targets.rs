@@ -20,8 +20,8 @@
 use super::ecs::AwsEcs;
 use super::secretsmanager::AwsSecrets;
 use super::{
-    Calls, EcsReader, EcsWriter, ProviderError, SecretMeta, SecretValue, SecretsReader,
-    SecretsWriter, TaskDefinition,
+    Calls, CurrentValues, EcsReader, EcsWriter, Gate, ProviderError, SecretMeta, SecretValue,
+    SecretsReader, SecretsWriter, TaskDefinition, Wanted,
 };
 use crate::config::Config;
 use crate::model::{SecretName, ServiceRef};
@@ -52,14 +52,16 @@ impl Router {
     /// role assumed from them.
     pub async fn connect(config: &Config, calls: &Calls) -> Result<Router, ProviderError> {
         let base = super::aws::sdk_config(&config.aws).await?;
+        // One bound on AWS requests in flight, whatever account they go to.
+        let gate = Gate::new(config.aws.max_concurrency);
         if config.aws.targets.is_empty() {
             return Ok(Router {
                 targets: vec![Target {
                     name: String::new(),
                     account: None,
                     region: None,
-                    ecs: AwsEcs::new(&base, calls.clone()),
-                    secrets: AwsSecrets::new(&base, calls.clone()),
+                    ecs: AwsEcs::new(&base, calls.clone()).with_gate(gate.clone()),
+                    secrets: AwsSecrets::new(&base, calls.clone()).with_gate(gate),
                 }],
                 named: false,
             });
@@ -94,8 +96,8 @@ impl Router {
                     .region
                     .clone()
                     .or_else(|| base.region().map(|r| r.to_string())),
-                ecs: AwsEcs::new(&sdk, calls.clone()),
-                secrets: AwsSecrets::new(&sdk, calls.clone()),
+                ecs: AwsEcs::new(&sdk, calls.clone()).with_gate(gate.clone()),
+                secrets: AwsSecrets::new(&sdk, calls.clone()).with_gate(gate.clone()),
             });
         }
         Ok(Router {
@@ -166,6 +168,26 @@ impl Router {
     fn qualify_meta(&self, t: &Target, mut m: SecretMeta) -> SecretMeta {
         m.name = SecretName::new(self.qualify(t, m.name.as_str()));
         m
+    }
+
+    /// The part of `wanted` one target holds, in that target's own names.
+    fn wanted_in(&self, t: &Target, wanted: &Wanted) -> Wanted {
+        Wanted {
+            names: wanted
+                .names
+                .iter()
+                .filter_map(|n| match self.by_prefix(n) {
+                    Ok((x, raw)) if std::ptr::eq(x, t) => Some(raw.to_owned()),
+                    _ => None,
+                })
+                .collect(),
+            arns: wanted
+                .arns
+                .iter()
+                .filter(|a| std::ptr::eq(self.by_arn(a), t))
+                .cloned()
+                .collect(),
+        }
     }
 
     fn service_ref(&self, s: &ServiceRef) -> Result<(&Target, ServiceRef), ProviderError> {
@@ -249,16 +271,35 @@ impl SecretsReader for Router {
             .map(|m| self.qualify_meta(t, m)))
     }
 
+    async fn list(
+        &self,
+        wanted: &dyn Fn() -> Option<Wanted>,
+    ) -> Result<Vec<SecretMeta>, ProviderError> {
+        if !self.named {
+            return self.targets[0].secrets.list(wanted).await;
+        }
+        // Every target at once, each watching for its own part of `wanted`.
+        let lists = self.targets.iter().map(|t| async move {
+            let mine = || wanted().map(|w| self.wanted_in(t, &w));
+            let found = t.secrets.list(&mine).await?;
+            Ok::<_, ProviderError>(
+                found
+                    .into_iter()
+                    .map(|m| self.qualify_meta(t, m))
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let per_target = futures::future::try_join_all(lists).await?;
+        Ok(per_target.into_iter().flatten().collect())
+    }
+
     async fn versions(&self, name: &SecretName) -> Result<Vec<SecretVersionState>, ProviderError> {
         let (t, raw) = self.secret(name.as_str())?;
         t.secrets.versions(&SecretName::new(raw)).await
     }
 
-    async fn current_values(
-        &self,
-        names: &[SecretName],
-    ) -> Result<Vec<SecretValue>, ProviderError> {
-        let mut out = Vec::new();
+    async fn current_values(&self, names: &[SecretName]) -> Result<CurrentValues, ProviderError> {
+        let mut out = CurrentValues::default();
         for t in &self.targets {
             let mine: Vec<SecretName> = names
                 .iter()
@@ -270,9 +311,14 @@ impl SecretsReader for Router {
             if mine.is_empty() {
                 continue;
             }
-            for mut v in t.secrets.current_values(&mine).await? {
+            let got = t.secrets.current_values(&mine).await?;
+            for mut v in got.values {
                 v.name = SecretName::new(self.qualify(t, v.name.as_str()));
-                out.push(v);
+                out.values.push(v);
+            }
+            for n in got.unreadable {
+                out.unreadable
+                    .push(SecretName::new(self.qualify(t, n.as_str())));
             }
         }
         Ok(out)

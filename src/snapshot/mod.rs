@@ -21,11 +21,20 @@ pub use take::Taken;
 
 /// Connections to the live environment, made once and used for every
 /// snapshot and probe of a command.
+///
+/// A `Live` remembers the AWSCURRENT versions of the first snapshot it took
+/// (a run's before snapshot), or of the one it is told to [`remember`]: every
+/// later snapshot reads the full version history of a secret whose
+/// AWSCURRENT moved since — only those, since only a rollback of such a
+/// secret needs a version that may have lost every stage.
+///
+/// [`remember`]: Live::remember
 pub struct Live {
     aws: Router,
     es: Es,
     calls: Calls,
     es_url: String,
+    baseline: std::sync::Mutex<Option<take::Baseline>>,
 }
 
 impl Live {
@@ -89,6 +98,7 @@ impl Live {
             es,
             calls,
             es_url: url.to_string(),
+            baseline: std::sync::Mutex::new(None),
         })
     }
 
@@ -99,7 +109,8 @@ impl Live {
         key: &FingerprintKey,
     ) -> Result<Taken, ProviderError> {
         self.calls.reset();
-        take::take(
+        let since = self.baseline.lock().expect("baseline lock").clone();
+        let taken = take::take(
             config,
             take::Sources {
                 ecs: &self.aws,
@@ -107,10 +118,21 @@ impl Live {
                 es: &self.es,
                 calls: &self.calls,
                 es_url: self.es_url.clone(),
+                since: since.as_ref(),
             },
             key,
         )
-        .await
+        .await?;
+        if since.is_none() {
+            self.remember(&taken.snapshot);
+        }
+        Ok(taken)
+    }
+
+    /// Compare later snapshots with this one (a resumed run's before
+    /// snapshot, read from disk).
+    pub fn remember(&self, before: &model::Snapshot) {
+        *self.baseline.lock().expect("baseline lock") = Some(take::baseline(before));
     }
 
     pub fn es(&self) -> &Es {
@@ -126,4 +148,28 @@ impl Live {
 /// Take one snapshot of the live environment the config describes.
 pub async fn take_live(config: &Config, key: &FingerprintKey) -> Result<Taken, ProviderError> {
     Live::connect(config).await?.take(config, key).await
+}
+
+/// A report note when any of `snapshots` was throttled (and retried): the
+/// run took longer than it had to, and a user may want to lower
+/// `max_concurrency`.
+pub fn throttle_note(snapshots: &[&model::Snapshot]) -> Option<String> {
+    let mut by_service: std::collections::BTreeMap<&str, u64> = Default::default();
+    for s in snapshots {
+        for (service, n) in &s.collection.throttled {
+            *by_service.entry(service.as_str()).or_default() += n;
+        }
+    }
+    if by_service.is_empty() {
+        return None;
+    }
+    let what: Vec<String> = by_service
+        .iter()
+        .map(|(s, n)| format!("{s} {n} time(s)"))
+        .collect();
+    Some(format!(
+        "throttled: {} answered \"slow down\" and the calls were retried with backoff; \
+         lower [aws] max_concurrency or [elasticsearch] max_concurrency if this repeats",
+        what.join(", ")
+    ))
 }

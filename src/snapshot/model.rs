@@ -40,6 +40,10 @@ pub struct Collection {
     pub duration_ms: u64,
     /// Operations made, by `service:Operation` (retries not counted twice).
     pub api_calls: BTreeMap<String, u64>,
+    /// Answers that said "slow down" (throttling, HTTP 429), by service; each
+    /// was retried with backoff. Absent when there were none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub throttled: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

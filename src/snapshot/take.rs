@@ -1,14 +1,33 @@
 //! Taking a snapshot: the order of the reads and their batching.
 //!
 //! ```text
-//! ECS services + tasks (per cluster)  ┐
-//! ES cluster info, health, all users  ┘ concurrently
-//!   → task definitions, each described once
-//!   → every secret they reference: resolved (by name first), described,
-//!     versions listed, AWSCURRENT values fetched 20 at a time
+//! ECS clusters, services + tasks (per cluster)  ┐
+//! ES cluster info, health, all users            │ concurrently
+//! ListSecrets pages (100 secrets a page)        ┘ (stops once every
+//!   → task definitions, each described once        referenced secret
+//!                                                  was seen)
+//!   → every secret they reference, resolved against the listing
+//!   → AWSCURRENT values, 20 a call (BatchGetSecretValue: value, version
+//!     id, stages, created date)
+//!   → the full version history only of secrets whose AWSCURRENT moved
+//!     since the run's before snapshot (a rollback needs the old version)
 //!   → credential graph (pure)
 //!   → API keys the credentials name, and one probe per credential
 //! ```
+//!
+//! Why this shape: over a real network every call costs tens of
+//! milliseconds, so the number of calls and the length of the chain of calls
+//! that wait on each other are the snapshot's cost. One ListSecrets page
+//! carries names, ARNs, stage maps, created and deletion dates of 100 secrets,
+//! where DescribeSecret carries one; BatchGetSecretValue carries 20 values
+//! with their version ids and created dates. What does not wait on another
+//! answer is sent at once, bounded by `[aws] max_concurrency` and
+//! `[elasticsearch] max_concurrency`.
+//!
+//! ListSecrets is eventually consistent on AWS, so the listing is checked
+//! against the values: a secret the listing missed, whose AWSCURRENT is not
+//! where the listing says, or that the batch could no longer read is asked
+//! about with DescribeSecret, which is authoritative.
 //!
 //! Any failed read fails the whole snapshot: a safety check that quietly
 //! works on a partial picture would report "no violation" for whatever it
@@ -21,14 +40,29 @@ use crate::config::{Config, CredentialKind};
 use crate::model::value_from::{self, RefForm, SecretRef, ValueFrom};
 use crate::model::SecretName;
 use crate::providers::{
-    Calls, EcsReader, EsReader, ProbeAuth, ProbeOutcome, ProviderError, SecretMeta, SecretsReader,
-    TaskDefinition,
+    arn_without_suffix, Calls, EcsReader, EsReader, ProbeAuth, ProbeOutcome, ProviderError,
+    SecretMeta, SecretsReader, TaskDefinition, Wanted,
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 use std::time::Instant;
 
-const CONCURRENCY: usize = 8;
+/// Reads handed to the AWS providers at once: their gate (`[aws]
+/// max_concurrency`) decides how many are in flight.
+const ALL_AT_ONCE: usize = usize::MAX;
+
+/// The AWSCURRENT version of each secret in an earlier snapshot of the same
+/// run (`None`: the secret did not exist or had no current version).
+pub type Baseline = BTreeMap<SecretName, Option<String>>;
+
+/// What a snapshot's AWSCURRENT versions were, to compare a later one with.
+pub fn baseline(s: &Snapshot) -> Baseline {
+    s.secrets
+        .iter()
+        .map(|x| (x.name.clone(), x.current_version_id.clone()))
+        .collect()
+}
 
 /// A snapshot and what it read into memory to make it.
 pub struct Taken {
@@ -46,6 +80,9 @@ pub struct Sources<'a, E, S, X> {
     pub calls: &'a Calls,
     /// The Elasticsearch URL as configured (for the record; no credentials).
     pub es_url: String,
+    /// The run's before snapshot, as far as AWSCURRENT goes: a secret whose
+    /// AWSCURRENT moved since gets its full version history read.
+    pub since: Option<&'a Baseline>,
 }
 
 pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
@@ -56,47 +93,53 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
     let started = Instant::now();
     let taken_at = time::OffsetDateTime::now_utc();
 
-    // 1. ECS and Elasticsearch, independently.
+    // 1. ECS, Elasticsearch and the secrets listing, independently; the
+    // task definitions as soon as the services are known, and with them what
+    // the listing is looking for.
+    let es_conc = config.elasticsearch.max_concurrency;
+    let wanted: OnceLock<Wanted> = OnceLock::new();
+    let wanted_now = || wanted.get().cloned();
+    let listing = src.secrets.list(&wanted_now);
     let ecs = async {
         let clusters = config.clusters();
-        src.ecs.check_clusters(&clusters).await?;
-        let per_cluster: Vec<Vec<ServiceState>> = stream::iter(clusters.iter())
+        let check = src.ecs.check_clusters(&clusters);
+        let per_cluster = stream::iter(clusters.iter())
             .map(|c| src.ecs.services(c))
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(ALL_AT_ONCE)
+            .try_collect::<Vec<Vec<ServiceState>>>();
+        // A missing cluster is better said by the check than by ListServices.
+        let (checked, per_cluster) = futures::join!(check, per_cluster);
+        checked?;
+        let mut services: Vec<ServiceState> = per_cluster?.into_iter().flatten().collect();
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+
+        // 2. Task definitions, each once.
+        let td_arns: BTreeSet<String> = services
+            .iter()
+            .flat_map(|s| graph::task_definitions_of(s).into_iter().map(str::to_owned))
+            .collect();
+        let tds: Vec<TaskDefinition> = stream::iter(td_arns)
+            .map(|arn| async move { src.ecs.task_definition(&arn).await })
+            .buffer_unordered(ALL_AT_ONCE)
             .try_collect()
             .await?;
-        Ok::<_, ProviderError>(per_cluster.into_iter().flatten().collect::<Vec<_>>())
+        let task_defs: BTreeMap<String, TaskDefinition> =
+            tds.into_iter().map(|t| (t.arn.clone(), t)).collect();
+        let refs = parse_refs(&task_defs, src.secrets);
+        let _ = wanted.set(refs.wanted(src.secrets));
+        Ok::<_, ProviderError>((services, task_defs, refs))
     };
     let es = async {
         let (info, health, users) =
             futures::try_join!(src.es.cluster_info(), src.es.health(), src.es.users())?;
         Ok::<_, ProviderError>((info, health, users))
     };
-    let (services, es) = futures::join!(ecs, es);
-    let mut services = services?;
-    let (info, health, users) = es?;
-    services.sort_by(|a, b| a.service.cmp(&b.service));
-
-    // 2. Task definitions, each once.
-    let td_arns: BTreeSet<String> = services
-        .iter()
-        .flat_map(|s| graph::task_definitions_of(s).into_iter().map(str::to_owned))
-        .collect();
-    let tds: Vec<TaskDefinition> = stream::iter(td_arns)
-        .map(|arn| async move { src.ecs.task_definition(&arn).await })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    let task_defs: BTreeMap<String, TaskDefinition> =
-        tds.into_iter().map(|t| (t.arn.clone(), t)).collect();
+    let (listed, (mut services, task_defs, refs), (info, health, users)) =
+        futures::try_join!(listing, ecs, es)?;
 
     // 3. Secrets.
-    let value_froms: BTreeSet<&str> = task_defs
-        .values()
-        .flat_map(|td| td.containers.iter())
-        .flat_map(|c| c.secrets.iter().map(|(_, vf)| vf.as_str()))
-        .collect();
-    let (resolved, mut secrets, vault) = read_secrets(&value_froms, src.secrets, key).await?;
+    let (resolved, mut secrets, vault) =
+        read_secrets(refs, listed, src.secrets, src.since, key).await?;
 
     // 4. The graph.
     let Graph {
@@ -122,14 +165,14 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
     let api_keys = async {
         stream::iter(key_ids)
             .map(|id| async move { src.es.api_key(&id).await })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(es_conc)
             .try_collect::<Vec<_>>()
             .await
     };
     let probes = async {
         stream::iter(auth.iter())
             .map(|(id, a)| async move { src.es.authenticate(a).await.map(|o| (id.clone(), o)) })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(es_conc)
             .try_collect::<Vec<_>>()
             .await
     };
@@ -181,8 +224,22 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
         collection: Collection {
             duration_ms: started.elapsed().as_millis() as u64,
             api_calls: src.calls.snapshot(),
+            throttled: src.calls.throttles(),
         },
     };
+    if !snapshot.collection.throttled.is_empty() {
+        let what: Vec<String> = snapshot
+            .collection
+            .throttled
+            .iter()
+            .map(|(service, n)| format!("{service} {n}×"))
+            .collect();
+        tracing::warn!(
+            "the snapshot was throttled ({}) and retried with backoff; if this keeps \
+             happening, lower [aws] max_concurrency or [elasticsearch] max_concurrency",
+            what.join(", ")
+        );
+    }
     Ok(Taken { snapshot, auth })
 }
 
@@ -192,70 +249,142 @@ type SecretsRead = (
     Vault,
 );
 
-/// Resolve every `valueFrom`, describe each secret once, read its versions
-/// and the values the credentials need.
-async fn read_secrets<S: SecretsReader>(
-    value_froms: &BTreeSet<&str>,
-    sm: &S,
-    key: &FingerprintKey,
-) -> Result<SecretsRead, ProviderError> {
-    let mut resolved: HashMap<String, Resolution> = HashMap::new();
-    let mut refs: Vec<(String, SecretRef)> = Vec::new();
+/// The `valueFrom`s of the task definitions, parsed.
+struct Refs {
+    /// Secrets Manager references, by their `valueFrom`.
+    secrets: Vec<(String, SecretRef)>,
+    /// What did not name a Secrets Manager secret, already resolved.
+    other: HashMap<String, Resolution>,
+}
+
+impl Refs {
+    /// What the listing looks for: names (Parameter Store style references)
+    /// and ARNs.
+    fn wanted<S: SecretsReader>(&self, sm: &S) -> Wanted {
+        let mut w = Wanted::default();
+        for (_, r) in &self.secrets {
+            match r.form {
+                RefForm::SecretsManagerArn => w.arns.insert(r.secret_id.clone()),
+                RefForm::SsmReference | RefForm::SsmReferenceArn => w.names.insert(sm.locate(r)),
+            };
+        }
+        w
+    }
+}
+
+fn parse_refs<S: SecretsReader>(task_defs: &BTreeMap<String, TaskDefinition>, _sm: &S) -> Refs {
+    let value_froms: BTreeSet<&str> = task_defs
+        .values()
+        .flat_map(|td| td.containers.iter())
+        .flat_map(|c| c.secrets.iter().map(|(_, vf)| vf.as_str()))
+        .collect();
+    let mut refs = Refs {
+        secrets: Vec::new(),
+        other: HashMap::new(),
+    };
     for vf in value_froms {
         match value_from::parse(vf) {
-            Ok(ValueFrom::Secret(r)) => refs.push(((*vf).to_owned(), r)),
+            Ok(ValueFrom::Secret(r)) => refs.secrets.push((vf.to_owned(), r)),
             Ok(ValueFrom::SsmParameter { name }) => {
-                resolved.insert((*vf).to_owned(), Resolution::SsmParameter { name });
+                refs.other
+                    .insert(vf.to_owned(), Resolution::SsmParameter { name });
             }
             Err(e) => {
-                resolved.insert((*vf).to_owned(), Resolution::Problem(e.to_string()));
+                refs.other
+                    .insert(vf.to_owned(), Resolution::Problem(e.to_string()));
             }
         }
     }
+    refs
+}
 
-    // Describe by name first: one cheap lookup per distinct name.
-    let guesses: BTreeSet<String> = refs.iter().map(|(_, r)| sm.locate(r)).collect();
-    let by_name: HashMap<String, Option<SecretMeta>> = stream::iter(guesses)
-        .map(|n| async move { sm.describe(&n).await.map(|m| (n, m)) })
-        .buffer_unordered(CONCURRENCY)
+/// The listing, indexed the ways references name a secret.
+struct Index<'a> {
+    by_name: HashMap<&'a str, &'a SecretMeta>,
+    /// Full ARNs, and ARNs without the random suffix (partial ARNs).
+    by_arn: HashMap<&'a str, &'a SecretMeta>,
+}
+
+impl<'a> Index<'a> {
+    fn new(listed: &'a [SecretMeta]) -> Self {
+        let mut by_arn = HashMap::with_capacity(listed.len() * 2);
+        for m in listed {
+            by_arn.insert(arn_without_suffix(m.arn.as_str()), m);
+        }
+        // A full ARN wins over a suffix-less one that happens to be equal.
+        for m in listed {
+            by_arn.insert(m.arn.as_str(), m);
+        }
+        Index {
+            by_name: listed.iter().map(|m| (m.name.as_str(), m)).collect(),
+            by_arn,
+        }
+    }
+
+    fn find<S: SecretsReader>(&self, r: &SecretRef, sm: &S) -> Option<&'a SecretMeta> {
+        match r.form {
+            RefForm::SecretsManagerArn => self.by_arn.get(r.secret_id.as_str()).copied(),
+            RefForm::SsmReference | RefForm::SsmReferenceArn => {
+                self.by_name.get(sm.locate(r).as_str()).copied()
+            }
+        }
+    }
+}
+
+/// The id to ask DescribeSecret about a reference the listing did not show.
+fn describe_id<S: SecretsReader>(r: &SecretRef, sm: &S) -> String {
+    match r.form {
+        RefForm::SecretsManagerArn => r.secret_id.clone(),
+        RefForm::SsmReference | RefForm::SsmReferenceArn => sm.locate(r),
+    }
+}
+
+/// DescribeSecret for each id at once.
+async fn describe_all<S: SecretsReader>(
+    sm: &S,
+    ids: impl IntoIterator<Item = String>,
+) -> Result<HashMap<String, Option<SecretMeta>>, ProviderError> {
+    stream::iter(ids)
+        .map(|id| async move { sm.describe(&id).await.map(|m| (id, m)) })
+        .buffer_unordered(ALL_AT_ONCE)
         .try_collect()
-        .await?;
-    // An ARN whose guessed name found a different secret (or none): ask by ARN.
-    let arn_matches = |r: &SecretRef, m: &SecretMeta| {
-        let arn = m.arn.as_str();
-        arn == r.secret_id
-            || arn
-                .strip_prefix(r.secret_id.as_str())
-                .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-'))
-    };
-    let by_arn_needed: BTreeSet<String> = refs
+        .await
+}
+
+/// Resolve every reference against the listing, read the values the
+/// credentials need, and the version history where a rollback may need it.
+async fn read_secrets<S: SecretsReader>(
+    refs: Refs,
+    listed: Vec<SecretMeta>,
+    sm: &S,
+    since: Option<&Baseline>,
+    key: &FingerprintKey,
+) -> Result<SecretsRead, ProviderError> {
+    let Refs {
+        secrets: refs,
+        other,
+    } = refs;
+    let mut resolved = other;
+
+    // Resolve against the listing; what it did not show (created a moment
+    // ago, or never), ask about directly.
+    let index = Index::new(&listed);
+    let unlisted: BTreeSet<String> = refs
         .iter()
-        .filter(|(_, r)| r.form == RefForm::SecretsManagerArn)
-        .filter(|(_, r)| !matches!(by_name.get(&sm.locate(r)), Some(Some(m)) if arn_matches(r, m)))
-        .map(|(_, r)| r.secret_id.clone())
+        .filter(|(_, r)| index.find(r, sm).is_none())
+        .map(|(_, r)| describe_id(r, sm))
         .collect();
-    let by_arn: HashMap<String, Option<SecretMeta>> = stream::iter(by_arn_needed)
-        .map(|a| async move { sm.describe(&a).await.map(|m| (a, m)) })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
-
+    let described = describe_all(sm, unlisted).await?;
     let mut metas: BTreeMap<SecretName, SecretMeta> = BTreeMap::new();
     let mut referenced_as: BTreeMap<SecretName, BTreeSet<String>> = BTreeMap::new();
     let mut missing: BTreeMap<SecretName, BTreeSet<String>> = BTreeMap::new();
     for (vf, r) in &refs {
-        let meta = match r.form {
-            RefForm::SecretsManagerArn => match by_name.get(&sm.locate(r)) {
-                Some(Some(m)) if arn_matches(r, m) => Some(m.clone()),
-                _ => by_arn.get(&r.secret_id).cloned().flatten(),
-            },
-            RefForm::SsmReference | RefForm::SsmReferenceArn => {
-                by_name.get(&sm.locate(r)).cloned().flatten()
-            }
-        };
-        let name = match &meta {
+        let meta = index
+            .find(r, sm)
+            .or_else(|| described.get(&describe_id(r, sm)).and_then(Option::as_ref));
+        let name = match meta {
             Some(m) => {
-                metas.insert(m.name.clone(), m.clone());
+                metas.entry(m.name.clone()).or_insert_with(|| m.clone());
                 referenced_as
                     .entry(m.name.clone())
                     .or_default()
@@ -284,26 +413,51 @@ async fn read_secrets<S: SecretsReader>(
             },
         );
     }
+    drop(index);
+    drop(listed);
 
-    // Versions of every existing secret; values of the live ones.
-    let names: Vec<SecretName> = metas.keys().cloned().collect();
-    let versions: HashMap<SecretName, Vec<SecretVersionState>> = stream::iter(names.clone())
-        .map(|n| async move { sm.versions(&n).await.map(|v| (n, v)) })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    let readable: Vec<SecretName> = names
+    // AWSCURRENT values, 20 a call, with their version ids and dates.
+    let readable: Vec<SecretName> = metas
         .iter()
-        .filter(|n| metas[*n].deleted_date.is_none())
-        .cloned()
+        .filter(|(_, m)| m.deleted_date.is_none())
+        .map(|(n, _)| n.clone())
         .collect();
+    let got = sm.current_values(&readable).await?;
     let mut vault = Vault::default();
-    let mut current: HashMap<SecretName, String> = HashMap::new();
-    for v in sm.current_values(&readable).await? {
-        current.insert(v.name.clone(), v.version_id.clone());
+    let mut current: HashMap<SecretName, (String, Option<Timestamp>)> = HashMap::new();
+    for v in got.values {
+        current.insert(v.name.clone(), (v.version_id.clone(), v.created_date));
         vault.insert(v.name, v.version_id, v.value);
     }
-    // Pinned versions other than AWSCURRENT, read one by one.
+    // The listing may lag: a secret whose AWSCURRENT is elsewhere than it
+    // says, or that the batch could not read (deleted, scheduled for
+    // deletion) is described again.
+    let stale: BTreeSet<String> = metas
+        .iter()
+        .filter(|(n, m)| {
+            current
+                .get(*n)
+                .is_some_and(|(v, _)| current_in(m) != Some(v.as_str()))
+        })
+        .map(|(n, _)| n.as_str().to_owned())
+        .chain(got.unreadable.iter().map(|n| n.as_str().to_owned()))
+        .collect();
+    for (id, fresh) in describe_all(sm, stale).await? {
+        let name = SecretName::new(id);
+        match fresh {
+            Some(m) => {
+                metas.insert(name, m);
+            }
+            None => {
+                metas.remove(&name);
+                current.remove(&name);
+                let refs = referenced_as.remove(&name).unwrap_or_default();
+                missing.entry(name).or_default().extend(refs);
+            }
+        }
+    }
+
+    // Pinned versions other than AWSCURRENT, one by one.
     let mut pinned: BTreeSet<(SecretName, Option<String>, Option<String>)> = BTreeSet::new();
     for r in resolved.values() {
         if let Resolution::Secret {
@@ -314,32 +468,77 @@ async fn read_secrets<S: SecretsReader>(
             ..
         } = r
         {
-            if readable.contains(name) {
+            if metas.get(name).is_some_and(|m| m.deleted_date.is_none()) {
                 pinned.insert((name.clone(), version_id.clone(), version_stage.clone()));
             }
         }
     }
     let pinned_values: Vec<_> = stream::iter(pinned)
         .map(|(n, id, stage)| async move { sm.value_at(&n, id.as_deref(), stage.as_deref()).await })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(ALL_AT_ONCE)
         .try_collect()
         .await?;
+    // Versions read by id or stage: (secret, version) → (created, stages).
+    let mut read: HashMap<(SecretName, String), (Option<Timestamp>, Vec<String>)> = HashMap::new();
     for v in pinned_values.into_iter().flatten() {
+        read.insert(
+            (v.name.clone(), v.version_id.clone()),
+            (v.created_date, v.stages),
+        );
         vault.insert(v.name, v.version_id, v.value);
     }
 
+    // The full history only where AWSCURRENT moved since the before snapshot:
+    // a rollback moves it back to a version that may have lost every stage.
+    let moved: Vec<SecretName> = match since {
+        None => Vec::new(),
+        Some(before) => metas
+            .iter()
+            .filter(|(n, m)| {
+                let now = current.get(*n).map(|(v, _)| v.as_str()).or(current_in(m));
+                matches!(before.get(*n), Some(Some(b)) if Some(b.as_str()) != now)
+            })
+            .map(|(n, _)| n.clone())
+            .collect(),
+    };
+    let history: HashMap<SecretName, Vec<SecretVersionState>> = stream::iter(moved)
+        .map(|n| async move { sm.versions(&n).await.map(|v| (n, v)) })
+        .buffer_unordered(ALL_AT_ONCE)
+        .try_collect()
+        .await?;
+
     let mut secrets: BTreeMap<SecretName, SecretState> = BTreeMap::new();
     for (name, m) in metas {
-        let mut versions = versions.get(&name).cloned().unwrap_or_default();
+        // The batch's answer is authoritative for AWSCURRENT.
+        let (current_version_id, current_created) = match current.get(&name) {
+            Some((v, c)) => (Some(v.clone()), *c),
+            None => (current_in(&m).map(str::to_owned), None),
+        };
+        let mut versions = match history.get(&name) {
+            Some(h) => h.clone(),
+            None => versions_from_stages(&m, current_version_id.as_deref(), current_created),
+        };
+        for ((n, vid), (created, stages)) in &read {
+            if n != &name {
+                continue;
+            }
+            match versions.iter_mut().find(|v| &v.version_id == vid) {
+                Some(v) => v.created_date = v.created_date.or(*created),
+                None => versions.push(SecretVersionState {
+                    version_id: vid.clone(),
+                    stages: stages.clone(),
+                    created_date: *created,
+                    fingerprint: None,
+                }),
+            }
+        }
         for v in &mut versions {
             v.fingerprint = vault.get(&name, &v.version_id).map(|s| key.fingerprint(s));
         }
-        // The stage map of DescribeSecret is authoritative for AWSCURRENT.
-        let current_version_id = current.get(&name).cloned().or_else(|| {
-            m.version_stages
-                .iter()
-                .find(|(_, st)| st.iter().any(|s| s == "AWSCURRENT"))
-                .map(|(v, _)| v.clone())
+        versions.sort_by(|a, b| {
+            a.created_date
+                .cmp(&b.created_date)
+                .then_with(|| a.version_id.cmp(&b.version_id))
         });
         let current_fingerprint = current_version_id
             .as_ref()
@@ -382,6 +581,52 @@ async fn read_secrets<S: SecretsReader>(
         });
     }
     Ok((resolved, secrets, vault))
+}
+
+/// The version AWSCURRENT is attached to, per a stage map.
+fn current_in(m: &SecretMeta) -> Option<&str> {
+    m.version_stages
+        .iter()
+        .find(|(_, st)| st.iter().any(|s| s == "AWSCURRENT"))
+        .map(|(v, _)| v.as_str())
+}
+
+/// The versions a stage map names (every version that carries a stage),
+/// with the created date the batch gave for AWSCURRENT.
+fn versions_from_stages(
+    m: &SecretMeta,
+    current: Option<&str>,
+    current_created: Option<Timestamp>,
+) -> Vec<SecretVersionState> {
+    let mut versions: Vec<SecretVersionState> = m
+        .version_stages
+        .iter()
+        .map(|(vid, stages)| {
+            let mut stages = stages.clone();
+            stages.sort();
+            SecretVersionState {
+                version_id: vid.clone(),
+                stages,
+                created_date: if Some(vid.as_str()) == current {
+                    current_created
+                } else {
+                    None
+                },
+                fingerprint: None,
+            }
+        })
+        .collect();
+    if let Some(c) = current {
+        if !versions.iter().any(|v| v.version_id == c) {
+            versions.push(SecretVersionState {
+                version_id: c.to_owned(),
+                stages: vec!["AWSCURRENT".to_owned()],
+                created_date: current_created,
+                fingerprint: None,
+            });
+        }
+    }
+    versions
 }
 
 fn describe_td(td: &TaskDefinition, resolved: &HashMap<String, Resolution>) -> TaskDefinitionState {
