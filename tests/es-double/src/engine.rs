@@ -137,6 +137,24 @@ impl Authn {
     }
 }
 
+/// What `_has_privileges` needs to know of the subject.
+fn authn_view(authn: &Authn) -> crate::has_privileges::Subject<'_> {
+    crate::has_privileges::Subject {
+        username: &authn.username,
+        allows_cluster: Box::new(move |action, ctx| authn.allows_cluster(action, ctx)),
+        allows_index: Box::new(move |action, index| authn.allows_index(action, index)),
+        names_cluster_privilege: Box::new(move |p| {
+            authn.layers.iter().all(|layer| {
+                layer.iter().any(|r| {
+                    r.cluster
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(p) || c.eq_ignore_ascii_case("all"))
+                })
+            })
+        }),
+    }
+}
+
 fn authorize(authn: &Authn, action: &str, ctx: ActionContext) -> Result<(), EsError> {
     if authn.allows_cluster(action, &ctx) {
         return Ok(());
@@ -173,6 +191,7 @@ enum RouteId {
     Authenticate,
     Users,
     User,
+    HasPrivileges,
     OwnPassword,
     UserPassword,
     Enable,
@@ -226,6 +245,21 @@ const ROUTES: &[RouteDef] = &[
         segs: &[Lit("_security"), Lit("user"), Var("username")],
         methods: &["GET", "PUT", "POST", "DELETE"],
         id: RouteId::User,
+    },
+    RouteDef {
+        segs: &[Lit("_security"), Lit("user"), Lit("_has_privileges")],
+        methods: &["GET", "POST"],
+        id: RouteId::HasPrivileges,
+    },
+    RouteDef {
+        segs: &[
+            Lit("_security"),
+            Lit("user"),
+            Var("user"),
+            Lit("_has_privileges"),
+        ],
+        methods: &["GET", "POST"],
+        id: RouteId::HasPrivileges,
     },
     RouteDef {
         segs: &[Lit("_security"), Lit("user"), Lit("_password")],
@@ -875,6 +909,14 @@ impl Engine {
             (RouteId::Users, _) | (RouteId::User, "GET") => self.get_users(req, authn),
             (RouteId::User, "DELETE") => self.delete_user(req, authn),
             (RouteId::User, _) => self.put_user(req, authn),
+            (RouteId::HasPrivileges, _) => {
+                req.check_params(&[])?;
+                crate::has_privileges::handle(
+                    &req.var("user"),
+                    req.json_body()?,
+                    &authn_view(authn),
+                )
+            }
             (RouteId::OwnPassword, _) | (RouteId::UserPassword, _) => {
                 self.change_password(req, authn)
             }
