@@ -298,7 +298,12 @@ async fn a_refused_password_keeps_the_secrets_where_es_agrees() {
     assert!(!notes.contains("secret-out-of-sync"), "{notes}");
     assert!(notes.contains("--skip-preflight"), "{notes}");
 
-    // A second resume re-plans from the current state instead of doing nothing.
+    // Resumed with an identity that may write, the remedy re-plans from the
+    // current state instead of doing nothing.
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("username = \"ops_ro\"", "username = \"elastic\"");
+    std::fs::write(&env.config, text).unwrap();
     let run = only_run_id(&env);
     let (out, report) = resume(&env, &run, &[]);
     out.assert_code(10);

@@ -116,9 +116,18 @@ pub async fn resume(
     // The state now: what a plan is made from, and what the secrets hold
     // (an Elasticsearch password is set back to that if its secret cannot
     // follow).
-    let now = take_with_retry(&live, config, key, 3)
-        .await
-        .map_err(|e| unusable(format!("cannot take a snapshot of the current state: {e}")))?;
+    let now = match take_with_retry(&live, config, key, 3).await {
+        Ok(now) => now,
+        Err(e) => {
+            report.outcome = crate::report::model::Outcome::RemediationFailed;
+            report.exit_code = exit::REMEDY_FAILED;
+            report.error = Some(format!(
+                "cannot take a snapshot of the current state, so nothing was done: {e}"
+            ));
+            super::remediate::save_report(run_dir, &report);
+            return Ok(report);
+        }
+    };
     let replan = progress.plan.is_none() || progress.ended_unverified();
     if replan {
         if progress.ended_unverified() {
@@ -132,9 +141,18 @@ pub async fn resume(
         }
         // Plan from the before snapshot and the state now, with the
         // before-values probed: exactly the facts `run` plans from.
-        let probes = probe_values(live.es(), &before, &values)
-            .await
-            .map_err(|e| unusable(format!("cannot probe the before-values: {e}")))?;
+        let probes = match probe_values(live.es(), &before, &values).await {
+            Ok(p) => p,
+            Err(e) => {
+                report.outcome = crate::report::model::Outcome::RemediationFailed;
+                report.exit_code = exit::REMEDY_FAILED;
+                report.error = Some(format!(
+                    "cannot probe the values the credentials held before the command, so nothing was done: {e}"
+                ));
+                super::remediate::save_report(run_dir, &report);
+                return Ok(report);
+            }
+        };
         let facts = policy.facts(&before, &now.snapshot, "run", Some(&probes));
         let findings = policy
             .evaluate(&facts)
