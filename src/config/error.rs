@@ -81,63 +81,122 @@ pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// Keys whose value is a secret when someone writes one into the file by
-/// mistake (`password = "…"` under `[elasticsearch]`).
-fn secret_bearing(key: &str) -> bool {
+/// Keys whose values a diagnostic may show: the config's own keys, none
+/// of which holds a secret (credentials are named by environment variable
+/// or secret name, never given). Any other key's value — `password = "…"`
+/// written by mistake, a misspelt key — is masked, and so is a known key's
+/// value that is not one well-formed TOML value (a stray quote can pull a
+/// secret from the next line into it).
+const SHOWN_KEYS: &[&str] = &[
+    "url",
+    "username",
+    "password_env",
+    "password_secret",
+    "api_key_env",
+    "ca_cert",
+    "timeout_seconds",
+    "region",
+    "endpoint_url",
+    "profile",
+    "name",
+    "role_arn",
+    "account",
+    "clusters",
+    "kind",
+    "username_env",
+    "json_env",
+    "username_key",
+    "password_key",
+    "paths",
+    "on_violation",
+    "prefixes",
+    "redeploy_fallback",
+    "stable_timeout_seconds",
+    "kill_grace_seconds",
+    "watch_interval_ms",
+    "rule",
+    "target",
+    "reason",
+    "expires",
+    "max_concurrency",
+];
+
+fn shown(key: &str, value: &str) -> bool {
     let k = key.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
-    let k = k.rsplit('.').next().unwrap_or(&k).trim();
-    if k.ends_with("_env")
-        || k.ends_with("_name")
-        || (k.ends_with("_secret") && k != "client_secret")
-    {
-        return false;
-    }
-    matches!(
-        k,
-        "password"
-            | "passwd"
-            | "pwd"
-            | "pass"
-            | "secret"
-            | "token"
-            | "api_key"
-            | "apikey"
-            | "key"
-            | "access_key"
-            | "secret_key"
-            | "secret_access_key"
-            | "aws_secret_access_key"
-            | "session_token"
-            | "aws_session_token"
-            | "private_key"
-            | "client_secret"
-            | "authorization"
-            | "auth"
-            | "credentials"
-    ) || k.contains("password")
-        || k.contains("token")
+    SHOWN_KEYS.contains(&k.as_str()) && well_formed(value)
 }
 
-/// The config text as a diagnostic may show it: the values of
-/// secret-bearing keys and the password of any URL userinfo replaced by
-/// `****`. Byte offsets are kept (the value is padded with spaces), so the
-/// spans of an error still point at the right place.
+/// One simple TOML value on one line: a string without a stray quote, an
+/// array of such, a number, a boolean, a date (a trailing comment allowed).
+fn well_formed(value: &str) -> bool {
+    let v = value.trim();
+    let simple = |v: &str| {
+        let v = v.trim();
+        if let Some(rest) = v.strip_prefix('"') {
+            let mut escaped = false;
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '"' if !escaped => return rest[i + 1..].trim().is_empty(),
+                    _ => escaped = false,
+                }
+            }
+            false
+        } else if let Some(rest) = v.strip_prefix('\'') {
+            rest.find('\'')
+                .is_some_and(|i| rest[i + 1..].trim().is_empty())
+        } else {
+            !v.is_empty()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-_.:".contains(c))
+        }
+    };
+    let v = match v.rfind('#') {
+        Some(i) if simple(&v[..i]) || v[..i].trim().starts_with('[') => v[..i].trim(),
+        _ => v,
+    };
+    if let Some(inner) = v.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner.trim().is_empty()
+            || inner
+                .split(',')
+                .filter(|x| !x.trim().is_empty())
+                .all(simple);
+    }
+    simple(v)
+}
+
+/// The config text as a diagnostic may show it: values that may hold a
+/// secret (see [`SHOWN_KEYS`]) and the password of any URL userinfo
+/// replaced by `****`. Byte offsets are kept (the value is padded with
+/// spaces), so the spans of an error still point at the right place.
 pub(crate) fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, line) in text.split('\n').enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        let masked = match line.split_once('=') {
-            Some((key, value))
-                if !key.trim_start().starts_with('#')
-                    && !key.trim_start().starts_with('[')
-                    && secret_bearing(key) =>
-            {
-                format!("{key}={}", mask(value))
-            }
-            _ => line.to_owned(),
-        };
+        let t = line.trim();
+        let masked =
+            if t.is_empty() || t.starts_with('#') || (t.starts_with('[') && !t.contains('=')) {
+                line.to_owned()
+            } else {
+                match line.split_once('=') {
+                    Some((key, value)) if shown(key, value) => line.to_owned(),
+                    Some((key, value)) => format!("{key}={}", mask(value)),
+                    // An array continuation of plain strings stays; anything
+                    // else (a multi-line string's content) is masked.
+                    None if well_formed(&format!(
+                        "[{}]",
+                        t.trim_end_matches(',')
+                            .trim_start_matches('[')
+                            .trim_end_matches(']')
+                    )) =>
+                    {
+                        line.to_owned()
+                    }
+                    None => mask(line),
+                }
+            };
         out.push_str(&redact_userinfo(&masked));
     }
     out
@@ -156,31 +215,29 @@ fn mask(value: &str) -> String {
 }
 
 /// `scheme://user:****@host`: the password of every URL userinfo in `s`
-/// masked, the length kept.
+/// masked, the length kept. Also without a scheme (`user:pass@host`), and
+/// when a stray quote splits the URL: for each `@`, whatever follows the
+/// first `:` of its token (back to a space or `/`) is masked.
 pub(crate) fn redact_userinfo(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| {
-                c == '/' || c == '"' || c == '\'' || c.is_whitespace() || c == '?' || c == '#'
-            })
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..=colon]);
-                out.push_str(&mask(&authority[colon + 1..at]));
-                out.push_str(&authority[at..]);
+    let mut out: Vec<u8> = s.as_bytes().to_vec();
+    for (at, _) in s.match_indices('@') {
+        let start = s[..at]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| *c == '/' || c.is_whitespace())
+            .map(|(i, c)| i + c.len_utf8())
+            .unwrap_or(0);
+        if let Some(colon) = s[start..at].find(':') {
+            let from = start + colon + 1;
+            for (k, b) in out[from..at].iter_mut().enumerate() {
+                // `****`, then spaces: the length is kept, the value is not.
+                *b = if k < 4 { b'*' } else { b' ' };
             }
-            _ => out.push_str(authority),
         }
-        rest = &tail[end..];
     }
-    out.push_str(rest);
-    out
+    // Only ASCII bytes were written over whole characters' bytes between
+    // two ASCII delimiters, so the text is still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -204,5 +261,15 @@ mod redaction_tests {
             redact_userinfo("`url` \"https://u:pw@h/\" bad"),
             "`url` \"https://u:**@h/\" bad"
         );
+        assert_eq!(
+            redact_userinfo("url = \"elastic:hunter22@h\""),
+            "url = \"elastic:****    @h\""
+        );
+        assert_eq!(
+            redact_userinfo("\"http://el\"as:hunter22@h\""),
+            "\"http://el\"as:****    @h\""
+        );
+        assert_eq!(redact_userinfo("http://h:9200/x@y"), "http://h:9200/x@y");
+        assert_eq!(redact_userinfo("mail a.b@c.d"), "mail a.b@c.d");
     }
 }

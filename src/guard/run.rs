@@ -210,7 +210,10 @@ pub async fn run(
     };
     record_findings(&mut report, &findings);
     report.changes = crate::report::changes::between(&before.snapshot, &after.snapshot);
-    let diff = crate::report::diff::text(&before.snapshot, &after.snapshot);
+    let diff = crate::report::diff::text(
+        &crate::report::escape::sanitize(&before.snapshot),
+        &crate::report::escape::sanitize(&after.snapshot),
+    );
 
     // 4. The verdict.
     let blocking = findings.iter().any(is_blocking);
