@@ -453,3 +453,44 @@ async fn a_damaged_journal_is_named_not_a_panic() {
     );
     assert!(notes.contains("step 999"), "{notes}");
 }
+
+// ---- 5. A custom rule that fails at run time -------------------------------------
+
+#[tokio::test]
+async fn a_broken_custom_rule_fails_closed_but_the_others_are_still_remedied() {
+    let env = setup().await;
+    let rules = env.dir.path().join("myrules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("sixth-consumer.toml"),
+        r#"id = "sixth-consumer"
+summary = "Reads a sixth consumer, which no credential has"
+severity = "warn"
+each = "credentials"
+when = 'credential.consumers[5] == "x"'
+message = "credential {id}: sixth consumer"
+why = "A rule that fails at run time."
+remedies = []
+
+[[test]]
+name = "six consumers"
+expect = "no-fire"
+[test.facts]
+id = "search"
+consumers = ["a", "b", "c", "d", "e", "f"]
+"#,
+    )
+    .unwrap();
+    config_via(&env, None, None, "\n[rules]\npaths = [\"myrules\"]\n");
+    let (out, report) = run_sh(&env, "rollback", &[], &[], &the_2021_script());
+    out.assert_code(12);
+    assert_eq!(report["outcome"], "remediation_failed", "{report:#}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("sixth-consumer"), "{notes}");
+    assert!(notes.contains("could not be evaluated"), "{notes}");
+    assert!(
+        kinds(&report).iter().any(|k| k.0 == "es-password" && k.2),
+        "the built-in rules' violations are still remedied: {report:#}"
+    );
+    assert_before_state(&env, &["search", "items"]).await;
+}

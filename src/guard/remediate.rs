@@ -200,8 +200,13 @@ async fn verify(input: &Input<'_>) -> (Vec<Finding>, Option<String>) {
     let facts = input
         .policy
         .facts(input.before, &now.snapshot, "run", probes.as_ref());
-    match input.policy.evaluate(&facts) {
-        Ok(f) => (f.into_iter().filter(is_blocking).collect(), None),
+    match input.policy.evaluate_each(&facts) {
+        Ok((f, broken)) => (
+            f.into_iter().filter(is_blocking).collect(),
+            broken
+                .first()
+                .map(|e| format!("rule evaluation failed, so the remedy is unverified: {e}")),
+        ),
         Err(e) => (Vec::new(), Some(format!("rule evaluation failed: {e}"))),
     }
 }

@@ -101,8 +101,8 @@ pub async fn resume(
             return Ok(report);
         }
     };
-    let mut session = Session::begin(run_dir, run_id, &mode_word, progress.mode.is_some())
-        .map_err(|e| unusable(e))?;
+    let mut session =
+        Session::begin(run_dir, run_id, &mode_word, progress.mode.is_some()).map_err(&unusable)?;
 
     // The before-values, read back from the versions the before snapshot names.
     let (values, unreadable) =
@@ -160,7 +160,7 @@ pub async fn resume(
         record_findings(&mut report, &findings);
         let plan =
             crate::remedy::plan::plan(mode, &findings, &facts, &before, &now.snapshot, config);
-        session.plan(&plan).map_err(|e| unusable(e))?;
+        session.plan(&plan).map_err(&unusable)?;
         progress = Progress {
             mode: Some(mode_word.clone()),
             plan: Some(plan),

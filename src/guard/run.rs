@@ -199,7 +199,9 @@ pub async fn run(
     let facts = policy.facts(&before.snapshot, &after.snapshot, "run", Some(&probes));
     save(&opts.run_dir, "facts.json", &facts);
     failpoint_at("after-facts");
-    let findings = match policy.evaluate(&facts) {
+    // A rule that cannot be evaluated fails closed on its own items; the
+    // other rules are still judged, and their violations remedied.
+    let (findings, broken) = match policy.evaluate_each(&facts) {
         Ok(f) => f,
         Err(e) => {
             return Ok(unverifiable(
@@ -208,6 +210,11 @@ pub async fn run(
             ))
         }
     };
+    for e in &broken {
+        report.notes.push(format!(
+            "rule could not be evaluated, so its items are unjudged and the verdict fails closed: {e}"
+        ));
+    }
     record_findings(&mut report, &findings);
     report.changes = crate::report::changes::between(&before.snapshot, &after.snapshot);
     let diff = crate::report::diff::text(
@@ -215,8 +222,8 @@ pub async fn run(
         &crate::report::escape::sanitize(&after.snapshot),
     );
 
-    // 4. The verdict.
-    let blocking = findings.iter().any(is_blocking);
+    // 4. The verdict. A broken rule blocks (fail closed).
+    let blocking = findings.iter().any(is_blocking) || !broken.is_empty();
     (report.outcome, report.exit_code) = match (blocking, opts.mode) {
         (false, _) => (Outcome::Ok, passthrough),
         (true, Mode::Warn) => (Outcome::Violated, passthrough),
@@ -297,6 +304,17 @@ pub async fn run(
                 out.remediation.exit_to_verified_ms =
                     Some(command_ended.elapsed().as_millis() as u64);
                 super::remediate::settle(&mut report, out);
+                if let Some(e) = broken.first() {
+                    // The remedy may have put the other rules right; what the
+                    // broken rule judges is not known, so this is not proven.
+                    if report.exit_code == exit::REMEDIATED {
+                        report.outcome = Outcome::RemediationFailed;
+                        report.exit_code = exit::REMEDY_FAILED;
+                    }
+                    report.error.get_or_insert_with(|| {
+                        format!("a rule could not be evaluated, so the remedy cannot be proven complete: {e}")
+                    });
+                }
                 session.finish(report.exit_code);
             }
         }

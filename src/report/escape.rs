@@ -73,11 +73,7 @@ pub fn sanitize<T: Serialize + DeserializeOwned + Clone>(doc: &T) -> T {
 
 fn walk(v: &mut Value) {
     match v {
-        Value::String(s) => {
-            if needs_work(s) {
-                *s = line(s, MAX_DOC_VALUE);
-            }
-        }
+        Value::String(s) if needs_work(s) => *s = line(s, MAX_DOC_VALUE),
         Value::Array(a) => a.iter_mut().for_each(walk),
         Value::Object(m) => {
             let keys: Vec<String> = m.keys().filter(|k| needs_work(k)).cloned().collect();
