@@ -66,6 +66,12 @@ pub async fn take_with_retry(
             Err(e) => {
                 tracing::warn!(attempt, error = %e, "snapshot failed");
                 last = e.to_string();
+                // A server that did not answer within its whole budget is
+                // hung, not busy: another full wait would only double the
+                // silence (the phase's deadline is the call's budget).
+                if last.contains("timed out after") {
+                    return Err(format!("{last} (not retried: the server does not answer)"));
+                }
                 if attempt < attempts {
                     tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                 }
