@@ -54,10 +54,7 @@ pub enum Error {
     Resume(#[from] crate::guard::resume::ResumeError),
 
     #[error(transparent)]
-    #[diagnostic(
-        code(opsguard::locked),
-        help("one `run` or `resume` at a time per config: wait for the other to end. The lock dies with its process, so if that process is gone, simply run again; an interrupted remedy is finished with `opsguard resume RUN_ID`")
-    )]
+    #[diagnostic(transparent)]
     Locked(#[from] crate::remedy::lock::LockError),
 
     #[error("{}: {message}", path.display())]

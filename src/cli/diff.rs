@@ -32,16 +32,27 @@ fn read(path: &Path) -> Result<Snapshot, Error> {
         path: path.to_owned(),
         message,
     };
+    let safe = |s: String| crate::report::escape::line(&s, 512);
     let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
     if value["schema"] != SCHEMA {
         return Err(err(format!(
             "not an {SCHEMA} document (schema is {})",
-            value["schema"]
+            safe(value["schema"].to_string())
         )));
     }
-    serde_json::from_value(value).map_err(|e| err(format!("malformed snapshot: {e}")))
+    // Where in the document the schema breaks, as a JSON path.
+    let snapshot: Snapshot = serde_path_to_error::deserialize(&value).map_err(|e| {
+        err(format!(
+            "malformed snapshot at {}: {}",
+            safe(e.path().to_string()),
+            safe(e.inner().to_string())
+        ))
+    })?;
+    // Names from a file are data: escaped and capped before anything
+    // renders them (the same way in both snapshots, so they still join).
+    Ok(crate::report::escape::sanitize(&snapshot))
 }
 
 pub fn execute(config: Option<&Config>, args: DiffArgs) -> Result<u8, Error> {

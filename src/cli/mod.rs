@@ -216,7 +216,8 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = e.exit_code();
-            eprintln!("{:?}", miette::Report::new(e));
+            let text = format!("{:?}", miette::Report::new(e));
+            eprintln!("{}", crate::report::escape::lines(&text, 4096));
             ExitCode::from(code)
         }
     }

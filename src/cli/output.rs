@@ -17,6 +17,15 @@ pub fn emit(
     format: Format,
     report_file: Option<&Path>,
 ) -> Result<u8, Error> {
+    // Names and messages come from the environment and from files: no
+    // newline or control character in them may start a line of its own
+    // (a workflow command under GitHub Actions), and none is echoed
+    // megabytes long.
+    let safe = crate::report::escape::sanitize(report);
+    let report = &safe;
+    let safe_diff =
+        diff.map(|d| crate::report::escape::lines(d, crate::report::escape::MAX_DOC_VALUE));
+    let diff = safe_diff.as_deref();
     let human = crate::report::render(Format::Human, report, diff, super::colour());
     eprint!("{human}");
     if !human.ends_with('\n') {

@@ -159,6 +159,9 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
     /// A named profile of the shared config files.
     pub profile: Option<String>,
+    /// `[aws] timeout_seconds`: the longest one AWS call may take, retries
+    /// included (default 60 s).
+    pub timeout: Option<std::time::Duration>,
     /// `[[aws.targets]]`: several accounts or regions in one config. Empty
     /// means one target: the standard chain with `[ecs] clusters`.
     pub targets: Vec<Target>,
@@ -460,7 +463,15 @@ impl Config {
         };
         let base = path.parent().unwrap_or(Path::new("."));
         let ca_cert = es.ca_cert.map(|p| base.join(p.get_ref()));
-        let timeout = std::time::Duration::from_secs(es.timeout_seconds.unwrap_or(30));
+        let timeout = std::time::Duration::from_secs(
+            bounded(
+                &err,
+                "[elasticsearch] timeout_seconds",
+                es.timeout_seconds,
+                1..=3600,
+            )?
+            .unwrap_or(30),
+        );
         let es_max_concurrency = max_concurrency(
             "elasticsearch",
             es.max_concurrency.as_ref(),
@@ -547,6 +558,8 @@ impl Config {
                     region: a.region,
                     endpoint_url: a.endpoint_url,
                     profile: a.profile,
+                    timeout: bounded(&err, "[aws] timeout_seconds", a.timeout_seconds, 1..=3600)?
+                        .map(std::time::Duration::from_secs),
                     targets,
                 })
             })
@@ -702,18 +715,30 @@ impl Config {
             None => defaults,
             Some(r) => RemediesConfig {
                 redeploy_fallback: r.redeploy_fallback.unwrap_or(defaults.redeploy_fallback),
-                stable_timeout: r
-                    .stable_timeout_seconds
-                    .map(std::time::Duration::from_secs)
-                    .unwrap_or(defaults.stable_timeout),
-                kill_grace: r
-                    .kill_grace_seconds
-                    .map(std::time::Duration::from_secs)
-                    .unwrap_or(defaults.kill_grace),
-                watch_interval: r
-                    .watch_interval_ms
-                    .map(|ms| std::time::Duration::from_millis(ms.max(50)))
-                    .unwrap_or(defaults.watch_interval),
+                stable_timeout: bounded(
+                    &err,
+                    "[remedies] stable_timeout_seconds",
+                    r.stable_timeout_seconds,
+                    1..=86_400,
+                )?
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(defaults.stable_timeout),
+                kill_grace: bounded(
+                    &err,
+                    "[remedies] kill_grace_seconds",
+                    r.kill_grace_seconds,
+                    0..=3600,
+                )?
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(defaults.kill_grace),
+                watch_interval: bounded(
+                    &err,
+                    "[remedies] watch_interval_ms",
+                    r.watch_interval_ms,
+                    50..=600_000,
+                )?
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(defaults.watch_interval),
             },
         };
 
@@ -896,3 +921,34 @@ fn credential(entry: &Spanned<RawCredential>) -> Result<CredentialSpec, SpannedE
 
 #[cfg(test)]
 mod tests;
+
+/// A duration setting, checked against what makes sense: 0 would fail every
+/// request and 10^17 would wait forever, so both are errors that point at
+/// the value.
+fn bounded(
+    err: &dyn Fn(std::ops::Range<usize>, String, Option<String>) -> ConfigError,
+    key: &str,
+    value: Option<toml::Spanned<i64>>,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    match u64::try_from(*v.get_ref()) {
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(err(
+            v.span(),
+            format!(
+                "{key} = {} is out of range: it must be between {} and {}",
+                v.get_ref(),
+                range.start(),
+                range.end()
+            ),
+            Some(format!(
+                "set {key} to a value from {} to {}, or remove it for the default",
+                range.start(),
+                range.end()
+            )),
+        )),
+    }
+}

@@ -29,7 +29,7 @@ pub(super) struct RawEs {
     pub password_secret: Option<Spanned<String>>,
     pub api_key_env: Option<Spanned<String>>,
     pub ca_cert: Option<Spanned<String>>,
-    pub timeout_seconds: Option<u64>,
+    pub timeout_seconds: Option<Spanned<i64>>,
     pub max_concurrency: Option<Spanned<i64>>,
 }
 
@@ -40,6 +40,7 @@ pub(super) struct RawAws {
     pub endpoint_url: Option<String>,
     pub profile: Option<String>,
     pub max_concurrency: Option<Spanned<i64>>,
+    pub timeout_seconds: Option<Spanned<i64>>,
     #[serde(default)]
     pub targets: Vec<Spanned<RawTarget>>,
 }
@@ -99,9 +100,9 @@ pub(super) struct RawEnvironments {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRemedies {
     pub redeploy_fallback: Option<bool>,
-    pub stable_timeout_seconds: Option<u64>,
-    pub kill_grace_seconds: Option<u64>,
-    pub watch_interval_ms: Option<u64>,
+    pub stable_timeout_seconds: Option<Spanned<i64>>,
+    pub kill_grace_seconds: Option<Spanned<i64>>,
+    pub watch_interval_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

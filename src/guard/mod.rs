@@ -110,6 +110,34 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// [`Policy::evaluate`], going on without a rule that cannot be
+    /// evaluated (a custom rule that fails at run time): the other rules'
+    /// findings, and each broken rule's error. A broken rule must fail
+    /// closed (its items are unjudged); the caller decides how.
+    pub fn evaluate_each(
+        &self,
+        facts: &Facts,
+    ) -> Result<(Vec<Finding>, Vec<RuleError>), RuleError> {
+        let mut rules = self.rules.clone();
+        let mut broken = Vec::new();
+        for _ in 0..=self.rules.rules().len() {
+            match rules.evaluate(facts) {
+                Ok(f) => return Ok((apply_waivers(f, &self.waivers), broken)),
+                Err(e @ RuleError::Evaluation { .. }) => {
+                    let RuleError::Evaluation { rule, .. } = &e else {
+                        unreachable!()
+                    };
+                    rules = rules.without(rule);
+                    broken.push(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(broken.pop().expect("at least one rule was dropped"))
+    }
+}
+
 pub fn is_blocking(f: &Finding) -> bool {
     f.severity == Severity::Block && f.waiver.is_none()
 }

@@ -2,13 +2,22 @@
 //! killed, the machine lost), from the run's journal, and verify it.
 //!
 //! The journal says which steps were done; the others are applied again (each
-//! is idempotent). Passwords are read back from the secret versions the plan
-//! names — the journal never held them. If opsguard died before it had
-//! planned, the plan is made now from the run's saved snapshots (or, when even
-//! the after snapshot is missing, from a fresh one).
+//! is idempotent). The values the credentials held before the command are
+//! read back from the secret versions the before snapshot names — the
+//! journal never held them — and probed, so a plan made now rests on the
+//! same facts a plan made by `run` would have. A plan is made now, from the
+//! before snapshot and a fresh one, when opsguard died before it had
+//! planned (even before the after snapshot), and when the last attempt ran
+//! to its end unverified: resuming it again must not just repeat "nothing
+//! left to do".
+//!
+//! The journal is read as untrusted input: lines that are not events, and
+//! events naming steps the plan does not have, are skipped and named in
+//! the report.
 
+use super::remediate::{take_with_retry, Session};
 use super::*;
-use crate::remedy::journal::{self, Event, Journal, Progress};
+use crate::remedy::journal::{self, Progress};
 use crate::snapshot::fingerprint::FingerprintKey;
 use crate::snapshot::Live;
 use std::path::Path;
@@ -55,8 +64,12 @@ pub async fn resume(
         unusable("its before snapshot is missing or unreadable; nothing can be restored".into())
     })?;
     let saved: Option<Report> = load(run_dir, "report.json");
-    let events = journal::read(&run_dir.join(journal::FILE)).unwrap_or_default();
-    let mut progress = Progress::of(&events);
+    let read = match journal::read(&run_dir.join(journal::FILE)) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => journal::Read::default(),
+        Err(e) => return Err(unusable(format!("cannot read its journal: {e}"))),
+    };
+    let (mut progress, step_problems) = Progress::checked(&read.events);
     let mode_word = progress
         .mode
         .clone()
@@ -68,56 +81,97 @@ pub async fn resume(
         other => {
             return Err(ResumeError::NoRemedy {
                 run_id: run_id.to_owned(),
-                mode: other.to_owned(),
+                mode: crate::report::escape::line(other, 64),
             })
         }
     };
 
     let mut report = saved.unwrap_or_else(|| new_report("run", run_id.to_owned(), &mode_word));
     report.notes.push(format!("resumed at {}", now_rfc3339()));
+    for p in read.problems.iter().chain(&step_problems) {
+        report.notes.push(format!("journal damaged: {p}"));
+    }
     let live = match Live::connect(config).await {
         Ok(l) => l,
         Err(e) => {
             report.outcome = crate::report::model::Outcome::RemediationFailed;
             report.exit_code = exit::REMEDY_FAILED;
             report.error = Some(format!("cannot reach the environment to resume: {e}"));
+            super::remediate::save_report(run_dir, &report);
             return Ok(report);
         }
     };
     // Later snapshots read the version history of what moved since `before`.
     live.remember(&before);
-    let mut journal =
-        Journal::open(run_dir).map_err(|e| unusable(format!("cannot open its journal: {e}")))?;
+    let mut session =
+        Session::begin(run_dir, run_id, &mode_word, progress.mode.is_some()).map_err(&unusable)?;
 
-    if progress.plan.is_none() {
-        // Died before planning: plan now, from the saved after snapshot or a fresh one.
-        let after: Snapshot = match load(run_dir, "after.json") {
-            Some(a) => a,
-            None => {
-                live.take(config, key)
-                    .await
-                    .map_err(|e| unusable(format!("cannot take a snapshot to plan from: {e}")))?
-                    .snapshot
+    // The before-values, read back from the versions the before snapshot names.
+    let (values, unreadable) =
+        crate::remedy::apply::recover_values(&before, config, live.aws()).await;
+    for u in &unreadable {
+        report
+            .notes
+            .push(format!("before-value not recovered: {u}"));
+    }
+
+    // The state now: what a plan is made from, and what the secrets hold
+    // (an Elasticsearch password is set back to that if its secret cannot
+    // follow).
+    let now = match take_with_retry(&live, config, key, 3).await {
+        Ok(now) => now,
+        Err(e) => {
+            report.outcome = crate::report::model::Outcome::RemediationFailed;
+            report.exit_code = exit::REMEDY_FAILED;
+            report.error = Some(format!(
+                "cannot take a snapshot of the current state, so nothing was done: {e}"
+            ));
+            super::remediate::save_report(run_dir, &report);
+            return Ok(report);
+        }
+    };
+    let replan = progress.plan.is_none() || progress.ended_unverified();
+    if replan {
+        if progress.ended_unverified() {
+            report.notes.push(format!(
+                "the last attempt ended unverified{}: planned again from the current state",
+                progress
+                    .finished
+                    .map(|c| format!(" (exit {c})"))
+                    .unwrap_or_default()
+            ));
+        }
+        // Plan from the before snapshot and the state now, with the
+        // before-values probed: exactly the facts `run` plans from.
+        let probes = match probe_values(live.es(), &before, &values).await {
+            Ok(p) => p,
+            Err(e) => {
+                report.outcome = crate::report::model::Outcome::RemediationFailed;
+                report.exit_code = exit::REMEDY_FAILED;
+                report.error = Some(format!(
+                    "cannot probe the values the credentials held before the command, so nothing was done: {e}"
+                ));
+                super::remediate::save_report(run_dir, &report);
+                return Ok(report);
             }
         };
-        let facts: Facts = load(run_dir, "facts.json")
-            .unwrap_or_else(|| policy.facts(&before, &after, "run", None));
+        let facts = policy.facts(&before, &now.snapshot, "run", Some(&probes));
         let findings = policy
             .evaluate(&facts)
             .map_err(|e| unusable(format!("rule evaluation failed: {e}")))?;
         record_findings(&mut report, &findings);
-        let plan = crate::remedy::plan::plan(mode, &findings, &facts, &before, &after, config);
-        if progress.mode.is_none() {
-            let _ = journal.append(Event::Begin {
-                run_id: run_id.to_owned(),
-                mode: mode_word.clone(),
-            });
-        }
-        let _ = journal.append(Event::Plan { plan: plan.clone() });
-        progress.plan = Some(plan);
+        let plan =
+            crate::remedy::plan::plan(mode, &findings, &facts, &before, &now.snapshot, config);
+        session.plan(&plan).map_err(&unusable)?;
+        progress = Progress {
+            mode: Some(mode_word.clone()),
+            plan: Some(plan),
+            ..Default::default()
+        };
     }
-    let plan = progress.plan.clone().expect("planned above");
-    let no_values = BTreeMap::new();
+    let Some(plan) = progress.plan.clone() else {
+        return Err(unusable("its journal has no plan".into()));
+    };
     let out = super::remediate::remediate(
         &super::remediate::Input {
             config,
@@ -125,7 +179,8 @@ pub async fn resume(
             key,
             live: &live,
             before: &before,
-            values: &no_values,
+            values: &values,
+            current: &now.auth,
             mode,
             stable_timeout,
             recovery: None,
@@ -133,17 +188,12 @@ pub async fn resume(
         },
         &plan,
         &progress,
-        &mut journal,
+        &mut session,
     )
     .await;
     super::remediate::settle(&mut report, out);
-    let _ = journal.append(Event::Finished {
-        exit_code: report.exit_code,
-    });
+    session.finish(report.exit_code);
     report.finished_at = now_rfc3339();
-    if let Ok(mut bytes) = serde_json::to_vec_pretty(&report) {
-        bytes.push(b'\n');
-        let _ = std::fs::write(run_dir.join("report.json"), bytes);
-    }
+    super::remediate::save_report(run_dir, &report);
     Ok(report)
 }

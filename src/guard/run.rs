@@ -30,15 +30,8 @@ pub struct RunResult {
 /// (a throttled API, a restarting node); the verdict is worth a short wait.
 const AFTER_ATTEMPTS: u32 = 3;
 
-fn save(dir: &std::path::Path, name: &str, value: &impl serde::Serialize) {
-    if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| {
-        let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
-        bytes.push(b'\n');
-        std::fs::write(dir.join(name), bytes)
-    }) {
-        tracing::warn!(file = name, error = %e, "could not save run state");
-    }
-}
+use super::remediate::{save_json as save, save_report, take_with_retry, Session};
+use crate::remedy::journal::failpoint_at;
 
 pub async fn run(
     config: &Config,
@@ -59,7 +52,7 @@ pub async fn run(
         report.exit_code = exit::PREFLIGHT_FAILED;
         report.preflight_error = Some(why);
         report.finished_at = now_rfc3339();
-        save(&opts.run_dir, "report.json", &report);
+        save_report(&opts.run_dir, &report);
         RunResult { report, diff: None }
     };
 
@@ -107,6 +100,25 @@ pub async fn run(
         }
     }
 
+    // A remedy that would need privileges opsguard's identity lacks would
+    // fail half-way, after the command: find out now.
+    if matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
+        match remedy_privileges(&live, opts.mode).await {
+            Ok(()) => {}
+            Err(why) if opts.skip_preflight => report
+                .notes
+                .push(format!("--skip-preflight: {why}; a remedy may fail")),
+            Err(why) => {
+                return Ok(preflight_failed(
+                    report,
+                    format!(
+                        "{why}; the command was not run (use --skip-preflight to run it anyway)"
+                    ),
+                ))
+            }
+        }
+    }
+
     // 2. The command, watched if asked.
     let probes = std::sync::atomic::AtomicU64::new(0);
     let watched = super::watch::watched(&before.snapshot, &before.auth);
@@ -142,43 +154,42 @@ pub async fn run(
     report.command_signal = ended.signal_name();
     let passthrough = ended.shell_code();
 
+    failpoint_at("after-command");
+
     // 3. After, even if the command failed or was killed.
-    let mut after = None;
-    let mut last_err = None;
-    for attempt in 1..=AFTER_ATTEMPTS {
-        match live.take(config, key).await {
-            Ok(t) => {
-                after = Some(t);
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(attempt, error = %e, "after snapshot failed");
-                last_err = Some(e);
-                if attempt < AFTER_ATTEMPTS {
-                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-                }
-            }
-        }
-    }
     let unverifiable = |mut report: Report, why: String| {
         report.outcome = Outcome::RemediationFailed;
         report.exit_code = exit::REMEDY_FAILED;
         report.error = Some(why);
+        if matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
+            report.notes.push(format!(
+                "no remedy was attempted: without the after snapshot nothing can be planned; `opsguard resume {}` plans and applies it from the current state once the environment answers",
+                opts.run_id
+            ));
+        } else {
+            report.notes.push(format!(
+                "no remedy was attempted (mode {}): check by hand what the command changed",
+                mode_name(opts.mode)
+            ));
+        }
         report.finished_at = now_rfc3339();
-        save(&opts.run_dir, "report.json", &report);
+        save_report(&opts.run_dir, &report);
         RunResult { report, diff: None }
     };
-    let Some(after) = after else {
-        let e = last_err.map(|e| e.to_string()).unwrap_or_default();
-        return Ok(unverifiable(
-            report,
-            format!("the command ran, but the after snapshot failed ({e}): what it changed is unknown; check by hand"),
-        ));
+    let after = match take_with_retry(&live, config, key, AFTER_ATTEMPTS).await {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok(unverifiable(
+                report,
+                format!("the command ran, but the after snapshot failed ({e}): what it changed is unknown; check by hand"),
+            ))
+        }
     };
     save(&opts.run_dir, "after.json", &after.snapshot);
     if let Some(note) = crate::snapshot::throttle_note(&[&before.snapshot, &after.snapshot]) {
         report.notes.push(note);
     }
+    failpoint_at("after-snapshot");
     let probes = match probe_values(live.es(), &before.snapshot, &before.auth).await {
         Ok(p) => p,
         Err(e) => {
@@ -190,7 +201,10 @@ pub async fn run(
     };
     let facts = policy.facts(&before.snapshot, &after.snapshot, "run", Some(&probes));
     save(&opts.run_dir, "facts.json", &facts);
-    let findings = match policy.evaluate(&facts) {
+    failpoint_at("after-facts");
+    // A rule that cannot be evaluated fails closed on its own items; the
+    // other rules are still judged, and their violations remedied.
+    let (findings, broken) = match policy.evaluate_each(&facts) {
         Ok(f) => f,
         Err(e) => {
             return Ok(unverifiable(
@@ -199,12 +213,20 @@ pub async fn run(
             ))
         }
     };
+    for e in &broken {
+        report.notes.push(format!(
+            "rule could not be evaluated, so its items are unjudged and the verdict fails closed: {e}"
+        ));
+    }
     record_findings(&mut report, &findings);
     report.changes = crate::report::changes::between(&before.snapshot, &after.snapshot);
-    let diff = crate::report::diff::text(&before.snapshot, &after.snapshot);
+    let diff = crate::report::diff::text(
+        &crate::report::escape::sanitize(&before.snapshot),
+        &crate::report::escape::sanitize(&after.snapshot),
+    );
 
-    // 4. The verdict.
-    let blocking = findings.iter().any(is_blocking);
+    // 4. The verdict. A broken rule blocks (fail closed).
+    let blocking = findings.iter().any(is_blocking) || !broken.is_empty();
     (report.outcome, report.exit_code) = match (blocking, opts.mode) {
         (false, _) => (Outcome::Ok, passthrough),
         (true, Mode::Warn) => (Outcome::Violated, passthrough),
@@ -214,7 +236,7 @@ pub async fn run(
 
     // 5. The remedy, journalled, then proven by a fresh snapshot.
     if blocking && matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
-        crate::remedy::journal::failpoint_at("before-plan");
+        failpoint_at("before-plan");
         let plan = crate::remedy::plan::plan(
             opts.mode,
             &findings,
@@ -223,20 +245,16 @@ pub async fn run(
             &after.snapshot,
             config,
         );
-        match crate::remedy::journal::Journal::open(&opts.run_dir) {
+        let session = Session::begin(&opts.run_dir, &opts.run_id, mode_name(opts.mode), false)
+            .and_then(|mut s| s.plan(&plan).map(|()| s));
+        match session {
             Err(e) => {
                 report.outcome = Outcome::RemediationFailed;
                 report.exit_code = exit::REMEDY_FAILED;
-                report.error = Some(format!(
-                    "cannot write the remedy journal, so no remedy was applied: {e}"
-                ));
+                report.error = Some(format!("{e}, so no remedy was applied"));
             }
-            Ok(mut journal) => {
-                let _ = journal.append(crate::remedy::journal::Event::Begin {
-                    run_id: opts.run_id.clone(),
-                    mode: mode_name(opts.mode).to_owned(),
-                });
-                let _ = journal.append(crate::remedy::journal::Event::Plan { plan: plan.clone() });
+            Ok(mut session) => {
+                failpoint_at("after-plan");
                 let progress = crate::remedy::journal::Progress {
                     plan: Some(plan.clone()),
                     ..Default::default()
@@ -261,6 +279,7 @@ pub async fn run(
                         live: &live,
                         before: &before.snapshot,
                         values: &before.auth,
+                        current: &after.auth,
                         mode: opts.mode,
                         stable_timeout: opts.stable_timeout,
                         recovery,
@@ -268,9 +287,10 @@ pub async fn run(
                     },
                     &plan,
                     &progress,
-                    &mut journal,
+                    &mut session,
                 )
                 .await;
+                failpoint_at("after-verified");
                 if let (Some(t), Some(o), Some((at, instant))) =
                     (&trip, report.outage.as_mut(), out.recovered)
                 {
@@ -287,16 +307,62 @@ pub async fn run(
                 out.remediation.exit_to_verified_ms =
                     Some(command_ended.elapsed().as_millis() as u64);
                 super::remediate::settle(&mut report, out);
-                let _ = journal.append(crate::remedy::journal::Event::Finished {
-                    exit_code: report.exit_code,
-                });
+                if let Some(e) = broken.first() {
+                    // The remedy may have put the other rules right; what the
+                    // broken rule judges is not known, so this is not proven.
+                    if report.exit_code == exit::REMEDIATED {
+                        report.outcome = Outcome::RemediationFailed;
+                        report.exit_code = exit::REMEDY_FAILED;
+                    }
+                    report.error.get_or_insert_with(|| {
+                        format!("a rule could not be evaluated, so the remedy cannot be proven complete: {e}")
+                    });
+                }
+                session.finish(report.exit_code);
             }
         }
     }
     report.finished_at = now_rfc3339();
-    save(&opts.run_dir, "report.json", &report);
+    save_report(&opts.run_dir, &report);
     Ok(RunResult {
         report,
         diff: Some(diff),
     })
+}
+
+/// The Elasticsearch privileges a remedy of `mode` needs, checked with
+/// `_has_privileges` before the command runs. A rollback sets passwords and
+/// users back (`manage_security`); a redeploy writes nothing to
+/// Elasticsearch, but its verification reads users (`read_security`).
+async fn remedy_privileges(live: &Live, mode: Mode) -> Result<(), String> {
+    let wanted: &[&str] = match mode {
+        Mode::Rollback => &["manage_security"],
+        _ => &["read_security"],
+    };
+    let granted = live.es().has_privileges(wanted).await.map_err(|e| {
+        format!(
+            "cannot check the privileges a {} needs: {e}",
+            mode_name(mode)
+        )
+    })?;
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|p| !granted.cluster.get(**p).copied().unwrap_or(false))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the Elasticsearch identity {} lacks the cluster privilege{} [{}] that a {} needs{}",
+        crate::report::escape::line(&granted.username, 128),
+        if missing.len() > 1 { "s" } else { "" },
+        missing.join(", "),
+        mode_name(mode),
+        if mode == Mode::Rollback {
+            " to set passwords and users back"
+        } else {
+            ""
+        }
+    ))
 }

@@ -11,6 +11,8 @@ use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use std::time::Duration;
 
 pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
+    // The longest one call may take, its retries included.
+    let budget = cfg.timeout.unwrap_or(Duration::from_secs(60));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
@@ -21,8 +23,8 @@ pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .operation_timeout(Duration::from_secs(90))
+                .operation_attempt_timeout(budget.min(Duration::from_secs(20)))
+                .operation_timeout(budget)
                 .build(),
         );
     if let Some(p) = &cfg.profile {

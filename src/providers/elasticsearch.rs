@@ -54,6 +54,33 @@ pub struct Es {
     admin: Elasticsearch,
     probe: Elasticsearch,
     calls: Calls,
+    /// The longest one call may take, its retries included.
+    budget: Duration,
+}
+
+/// What `_has_privileges` says about opsguard's own identity.
+#[derive(Clone, Debug, Default)]
+pub struct Privileges {
+    pub username: String,
+    /// Each cluster privilege asked about, and whether it is held.
+    pub cluster: std::collections::BTreeMap<String, bool>,
+}
+
+/// The HTTP request behind an operation name, for error messages.
+fn endpoint(op: &str) -> &'static str {
+    match op {
+        "info" => "GET /",
+        "cluster.health" => "GET /_cluster/health",
+        "security.get_user" => "GET /_security/user",
+        "security.get_api_key" => "GET /_security/api_key",
+        "security.authenticate" => "GET /_security/_authenticate",
+        "security.has_privileges" => "POST /_security/user/_has_privileges",
+        "security.change_password" => "POST /_security/user/{name}/_password",
+        "security.put_user" => "PUT /_security/user/{name}",
+        "security.enable_user" => "PUT /_security/user/{name}/_enable",
+        "security.disable_user" => "PUT /_security/user/{name}/_disable",
+        _ => "request",
+    }
 }
 
 fn err(op: &str, msg: impl Into<String>) -> ProviderError {
@@ -99,6 +126,7 @@ impl Es {
             admin: build(Some(creds))?,
             probe: build(None)?,
             calls,
+            budget: cfg.timeout,
         })
     }
 
@@ -143,46 +171,118 @@ impl Es {
         Self::expect_ok(op, status, &reply)
     }
 
-    /// Send with bounded retries; return the status and the JSON body.
+    /// Send with bounded retries, all within the call's time budget
+    /// (`[elasticsearch] timeout_seconds`); return the status and the JSON
+    /// body. A server that does not answer in time is named as such:
+    /// "timed out after 10 s waiting for Elasticsearch GET /_cluster/health
+    /// (1 try)".
     async fn send<F, Fut>(&self, op: &str, f: F) -> Result<(StatusCode, Value), ProviderError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Response, elasticsearch::Error>>,
     {
         self.calls.hit(&format!("elasticsearch:{op}"));
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + self.budget;
+        let timed_out = |tries: u32| {
+            err(
+                op,
+                format!(
+                    "timed out after {} s waiting for Elasticsearch {} ({tries} tr{})",
+                    started.elapsed().as_secs_f64().round() as u64,
+                    endpoint(op),
+                    if tries == 1 { "y" } else { "ies" }
+                ),
+            )
+        };
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
             let last = attempt == ATTEMPTS;
-            match f().await {
-                Ok(resp) => {
-                    let status = resp.status_code();
-                    if status.as_u16() == 429 {
-                        self.calls.throttled("elasticsearch");
-                    }
-                    let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
-                    if transient && !last {
-                        tracing::debug!(op, %status, attempt, "transient Elasticsearch answer, retrying");
-                    } else {
-                        let text = resp.text().await.map_err(|e| err(op, e.to_string()))?;
-                        let body = if text.trim().is_empty() {
-                            Value::Null
-                        } else {
-                            serde_json::from_str(&text).map_err(|e| {
-                                err(op, format!("HTTP {status}: body is not JSON ({e})"))
-                            })?
-                        };
-                        return Ok((status, body));
-                    }
+            let answer = match tokio::time::timeout_at(deadline, async {
+                let resp = f().await?;
+                let status = resp.status_code();
+                if status.as_u16() == 429 {
+                    self.calls.throttled("elasticsearch");
                 }
+                if matches!(status.as_u16(), 429 | 502 | 503 | 504) && !last {
+                    return Ok((status, None));
+                }
+                let text = resp.text().await?;
+                Ok::<_, elasticsearch::Error>((status, Some(text)))
+            })
+            .await
+            {
+                Err(_) => return Err(timed_out(attempt)),
+                Ok(a) => a,
+            };
+            match answer {
+                Ok((status, Some(text))) => {
+                    let body = if text.trim().is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(&text).map_err(|e| {
+                            err(op, format!("HTTP {status}: body is not JSON ({e})"))
+                        })?
+                    };
+                    return Ok((status, body));
+                }
+                Ok((status, None)) => {
+                    tracing::debug!(op, %status, attempt, "transient Elasticsearch answer, retrying");
+                }
+                Err(e) if e.is_timeout() => return Err(timed_out(attempt)),
                 Err(e) if !last => {
                     tracing::debug!(op, attempt, error = %e, "Elasticsearch call failed, retrying");
                 }
-                Err(e) => return Err(err(op, e.to_string())),
+                Err(e) => {
+                    return Err(err(
+                        op,
+                        format!(
+                            "{} failed after {attempt} tries: {}",
+                            endpoint(op),
+                            crate::report::escape::line(&e.to_string(), 512)
+                        ),
+                    ))
+                }
+            }
+            if tokio::time::Instant::now() + delay >= deadline {
+                return Err(timed_out(attempt));
             }
             tokio::time::sleep(delay).await;
             delay *= 2;
         }
         unreachable!("the last attempt returns")
+    }
+
+    /// `POST /_security/user/_has_privileges` for opsguard's own identity:
+    /// which of the named cluster privileges it holds.
+    pub async fn has_privileges(&self, cluster: &[&str]) -> Result<Privileges, ProviderError> {
+        let op = "security.has_privileges";
+        let security = self.admin.security();
+        let body = serde_json::json!({ "cluster": cluster });
+        let (status, body) = self
+            .send(op, || {
+                security
+                    .has_privileges(elasticsearch::security::SecurityHasPrivilegesParts::None)
+                    .body(body.clone())
+                    .send()
+            })
+            .await?;
+        Self::expect_ok(op, status, &body)?;
+        let granted = body["cluster"]
+            .as_object()
+            .ok_or_else(|| err(op, "the answer has no `cluster` object"))?;
+        Ok(Privileges {
+            username: string(&body["username"]).unwrap_or_default(),
+            cluster: cluster
+                .iter()
+                .map(|p| {
+                    (
+                        (*p).to_owned(),
+                        granted.get(*p).and_then(Value::as_bool).unwrap_or(false),
+                    )
+                })
+                .collect(),
+        })
     }
 
     fn expect_ok(op: &str, status: StatusCode, body: &Value) -> Result<(), ProviderError> {

@@ -1,21 +1,29 @@
 //! Carrying out a plan: each step journalled before it acts, redeploys
 //! waited on until stable, and every outcome recorded as an action.
 //!
-//! Steps are independent — each restores its own resource — so one failing
-//! does not stop the others: restoring a user's password while its secret
-//! could not be moved back still ends the outage of the running tasks, and
-//! the verification that follows says exactly what is still wrong.
+//! The steps of one credential succeed or fail together. Its Elasticsearch
+//! password is restored first (the plan orders it so); a secret of the
+//! credential is moved back only once Elasticsearch accepts the value the
+//! secret will then hold — proven by a probe just before the move — so a
+//! refused password (a 403 without `manage_security`, a throttled API)
+//! leaves the secret on the value Elasticsearch accepts, and the report says
+//! so. Steps of different credentials are independent: restoring one
+//! user's password while another's could not be still ends the outage of
+//! the first one's tasks, and the verification that follows says exactly
+//! what is still wrong.
 
-use super::journal::{Event, Journal};
+use super::journal::Event;
 use super::plan::{Plan, Step, ValueRef};
+use super::session::Session;
 use crate::providers::{
-    EcsReader, EcsWriter, EsWriter, ProbeAuth, ProviderError, SecretsReader, SecretsWriter,
+    EcsReader, EcsWriter, EsReader, EsWriter, ProbeAuth, ProbeOutcome, ProviderError,
+    SecretsReader, SecretsWriter,
 };
 use crate::report::model::Action;
 use crate::snapshot::graph::json_field;
-use crate::snapshot::model::ServiceState;
+use crate::snapshot::model::{ServiceState, Snapshot};
 use secrecy::SecretString;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -27,46 +35,103 @@ pub struct Writers<'a, S, E, C> {
 }
 
 pub struct Options<'a> {
-    /// The before-values still in memory, by credential id (empty on resume:
-    /// values are then read back from the secret versions the plan names).
+    /// The before-values, by credential id: held in memory since before the
+    /// command, or read back from the secret versions the before snapshot
+    /// names (see [`recover_values`]).
     pub values: &'a BTreeMap<String, ProbeAuth>,
+    /// The values the credentials' secrets held when the remedy began (the
+    /// after snapshot's, or a fresh one's on resume): what an Elasticsearch
+    /// password is set back to when its secret cannot follow (the undo).
+    pub current: &'a BTreeMap<String, ProbeAuth>,
     pub stable_timeout: Duration,
     /// Show a progress bar while waiting for redeploys (on a terminal).
     pub progress: bool,
+}
+
+/// What applying the pending steps did.
+#[derive(Default)]
+pub struct Applied {
+    pub actions: Vec<Action>,
+    /// Credentials left half-restored, in words, for the report.
+    pub inconsistent: Vec<String>,
 }
 
 /// Apply the `pending` steps of `plan`, in order; return one action per step.
 pub async fn apply<S, E, C>(
     plan: &Plan,
     pending: &[usize],
-    journal: &mut Journal,
+    session: &mut Session,
     w: &Writers<'_, S, E, C>,
     opts: &Options<'_>,
-) -> Vec<Action>
+) -> Applied
 where
     S: SecretsReader + SecretsWriter,
-    E: EsWriter,
+    E: EsWriter + EsReader,
     C: EcsReader + EcsWriter,
 {
-    let mut actions = Vec::new();
+    let mut out = Applied::default();
     let mut redeploys: Vec<(usize, crate::model::ServiceRef, OffsetDateTime)> = Vec::new();
+    // Credentials whose Elasticsearch step failed in this attempt.
+    let mut es_failed: BTreeSet<String> = BTreeSet::new();
+    // Credentials whose Elasticsearch password was set back in this
+    // attempt, with the secret that holds that password.
+    let mut es_done: BTreeMap<String, crate::model::SecretName> = BTreeMap::new();
     for &i in pending {
-        let step = &plan.steps[i];
-        if let Err(e) = journal.append(Event::Started {
+        let Some(step) = plan.steps.get(i) else {
+            continue;
+        };
+        // A secret of a credential whose password could not be restored
+        // stays where it is: it holds the value Elasticsearch accepts.
+        if let Step::SecretCurrentBack { credentials, .. } = step {
+            let blocked: Vec<&String> = credentials
+                .iter()
+                .filter(|c| es_failed.contains(*c))
+                .collect();
+            if !blocked.is_empty() {
+                let detail = format!(
+                    "not moved back: the Elasticsearch password of {} could not be restored, so the secret keeps the value Elasticsearch accepts (the credential is left consistent)",
+                    join(&blocked)
+                );
+                let _ = session.record(Event::Failed {
+                    step: i,
+                    detail: detail.clone(),
+                });
+                out.actions.push(action(step, false, Some(detail)));
+                continue;
+            }
+        }
+        if let Err(e) = session.record(Event::Started {
             step: i,
             kind: step.kind().to_owned(),
             target: step.target(),
         }) {
             // Without the journal a crash could not be resumed: do not act.
-            actions.push(action(
-                step,
-                false,
-                Some(format!("cannot write the journal: {e}")),
-            ));
+            out.actions.push(action(step, false, Some(e)));
             continue;
         }
         tracing::info!(step = i, what = %step.describe(), "remedy step");
-        let result = run_step(step, w, opts).await;
+        let result = match step {
+            Step::SecretCurrentBack { credentials, .. } => {
+                match accepted(credentials, w.es, opts.values).await {
+                    Ok(()) => run_step(step, w, opts).await,
+                    Err(why) => Err(ProviderError::new(
+                        "Elasticsearch",
+                        "_authenticate",
+                        format!("not moved back: {why} (the credential is left on the value Elasticsearch accepts)"),
+                    )),
+                }
+            }
+            _ => run_step(step, w, opts).await,
+        };
+        let credential = match step {
+            Step::EsPassword {
+                credential, value, ..
+            }
+            | Step::EsUserRecreate {
+                credential, value, ..
+            } => Some((credential.clone(), value.secret.clone())),
+            _ => None,
+        };
         match result {
             Ok(Some(since)) => {
                 if let Step::Redeploy { service } = step {
@@ -74,16 +139,36 @@ where
                 }
             }
             Ok(None) => {
-                let _ = journal.append(Event::Done { step: i });
-                actions.push(action(step, true, None));
+                let _ = session.record(Event::Done { step: i });
+                out.actions.push(action(step, true, None));
+                if let Some((c, secret)) = credential {
+                    es_done.insert(c, secret);
+                }
             }
             Err(e) => {
-                let detail = e.to_string();
-                let _ = journal.append(Event::Failed {
+                let detail = crate::report::escape::line(&e.to_string(), 1024);
+                let _ = session.record(Event::Failed {
                     step: i,
                     detail: detail.clone(),
                 });
-                actions.push(action(step, false, Some(detail)));
+                out.actions.push(action(step, false, Some(detail)));
+                if let Some((c, _)) = credential {
+                    es_failed.insert(c);
+                }
+                if let Step::SecretCurrentBack {
+                    secret,
+                    credentials,
+                    ..
+                } = step
+                {
+                    for c in credentials {
+                        if es_done.get(c) == Some(secret) {
+                            out.inconsistent
+                                .push(undo(c, secret, w.es, opts.current).await);
+                            es_done.remove(c);
+                        }
+                    }
+                }
             }
         }
     }
@@ -93,20 +178,143 @@ where
             let step = &plan.steps[*i];
             match outcome {
                 Ok(()) => {
-                    let _ = journal.append(Event::Done { step: *i });
-                    actions.push(action(step, true, None));
+                    let _ = session.record(Event::Done { step: *i });
+                    out.actions.push(action(step, true, None));
                 }
                 Err(detail) => {
-                    let _ = journal.append(Event::Failed {
+                    let _ = session.record(Event::Failed {
                         step: *i,
                         detail: detail.clone(),
                     });
-                    actions.push(action(step, false, Some(detail)));
+                    out.actions.push(action(step, false, Some(detail)));
                 }
             }
         }
     }
-    actions
+    out
+}
+
+/// The password secret of `credential` could not follow its restored
+/// Elasticsearch password: set the password back to the value the secret
+/// still holds, so that the credential is consistent (its running tasks
+/// are back where the command left them; a resume retries the whole).
+async fn undo<E: EsWriter>(
+    credential: &str,
+    secret: &crate::model::SecretName,
+    es: &E,
+    current: &BTreeMap<String, ProbeAuth>,
+) -> String {
+    let half = format!(
+        "credential {credential}: AWSCURRENT of {secret} could not be moved back after its Elasticsearch password was restored"
+    );
+    match current.get(credential) {
+        Some(ProbeAuth::Basic { username, password }) => {
+            match es.set_password(username, password).await {
+                Ok(()) => format!(
+                    "{half}, so the password was set back to the value the secret holds (undone): the credential is consistent, and its running tasks are where the command left them; `opsguard resume RUN_ID` retries the remedy"
+                ),
+                Err(e) => format!(
+                    "{half}, and setting the password back to the value the secret holds failed too ({e}): the credential is inconsistent — tasks started now would read a value Elasticsearch refuses; `opsguard resume RUN_ID` retries"
+                ),
+            }
+        }
+        _ => format!(
+            "{half}, and the value the secret holds is not known, so it could not be undone: the credential is inconsistent — tasks started now would read a value Elasticsearch refuses; `opsguard resume RUN_ID` retries"
+        ),
+    }
+}
+
+fn join(v: &[&String]) -> String {
+    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Does Elasticsearch accept, right now, the before-value of every one of
+/// `credentials`? A secret moved back makes that value current again, so
+/// it must. A value that cannot be probed is not proof (fail closed).
+async fn accepted<E: EsReader>(
+    credentials: &[String],
+    es: &E,
+    values: &BTreeMap<String, ProbeAuth>,
+) -> Result<(), String> {
+    for c in credentials {
+        let Some(auth) = values.get(c) else {
+            return Err(format!(
+                "the value credential {c} held before the command is not known, so it cannot be shown that Elasticsearch accepts it"
+            ));
+        };
+        match es.authenticate(auth).await {
+            Ok(ProbeOutcome::Authenticated { .. }) => {}
+            Ok(ProbeOutcome::Rejected { .. }) => {
+                return Err(format!(
+                    "Elasticsearch refuses the value credential {c} held before the command"
+                ))
+            }
+            Err(e) => return Err(format!("cannot probe credential {c}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// The before-values of the before snapshot's credentials, read back from
+/// the secret versions it names (a resume has lost the ones held in
+/// memory). Credentials whose value cannot be read are left out, with why.
+pub async fn recover_values<S: SecretsReader>(
+    before: &Snapshot,
+    config: &crate::config::Config,
+    secrets: &S,
+) -> (BTreeMap<String, ProbeAuth>, Vec<String>) {
+    use crate::config::CredentialKind;
+    let mut values = BTreeMap::new();
+    let mut missing = Vec::new();
+    for c in &before.credentials {
+        let got: Result<ProbeAuth, String> = async {
+            match c.kind {
+                CredentialKind::ElasticsearchBasic => {
+                    let username = c
+                        .principal
+                        .clone()
+                        .ok_or("its username was not known before the command")?;
+                    let value = super::plan::password_ref(c, config)
+                        .ok_or("its password was not read from a secret version")?;
+                    let password = before_value(&c.id, &value, secrets, &BTreeMap::new())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(ProbeAuth::Basic { username, password })
+                }
+                CredentialKind::ElasticsearchApiKey => {
+                    let src = c
+                        .sources
+                        .iter()
+                        .find(|s| s.role == "api-key")
+                        .ok_or("it has no API key source")?;
+                    let value = ValueRef {
+                        secret: src.secret.clone().ok_or("its key is not in a secret")?,
+                        version_id: src
+                            .version_read
+                            .clone()
+                            .ok_or("its key was not read from a secret version")?,
+                        json_key: src.json_key.clone(),
+                        field: None,
+                    };
+                    let raw = before_value(&c.id, &value, secrets, &BTreeMap::new())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let (_, encoded) = crate::snapshot::graph::api_key_parts(&raw)
+                        .ok_or("its value is not an API key")?;
+                    Ok(ProbeAuth::ApiKey { encoded })
+                }
+            }
+        }
+        .await
+        .map_err(|e: String| e);
+        match got {
+            Ok(v) => {
+                values.insert(c.id.clone(), v);
+            }
+            Err(e) => missing.push(format!("credential {}: {e}", c.id)),
+        }
+    }
+    (values, missing)
 }
 
 fn action(step: &Step, ok: bool, detail: Option<String>) -> Action {
@@ -152,6 +360,7 @@ where
             secret,
             to_version,
             from_version,
+            ..
         } => {
             w.secrets
                 .move_current(secret, to_version, from_version)
@@ -174,7 +383,7 @@ where
 
 /// The password the credential's tasks hold: from memory when this process
 /// read it before the command, else from the secret version that holds it.
-async fn before_value<S: SecretsReader>(
+pub(crate) async fn before_value<S: SecretsReader>(
     credential: &str,
     value: &ValueRef,
     secrets: &S,

@@ -10,7 +10,7 @@
 use super::plan::Plan;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const FILE: &str = "journal.jsonl";
@@ -81,7 +81,7 @@ impl Journal {
                     .set_len(keep as u64)?;
             }
         }
-        let seq = read(&path).map(|e| e.len() as u64).unwrap_or(0);
+        let seq = read(&path).map(|r| r.events.len() as u64).unwrap_or(0);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(Journal { path, file, seq })
     }
@@ -144,22 +144,49 @@ pub fn failpoint_at(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 pub fn failpoint_at(_: &str) {}
 
-/// Every event of a journal, in order.
-pub fn read(path: &Path) -> std::io::Result<Vec<Event>> {
-    let file = File::open(path)?;
-    let mut events = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line?;
+/// What a journal holds: its events in order, and what was wrong with it.
+///
+/// A journal is read back as untrusted input (a disk, an editor, another
+/// process may have damaged it): a line that is not an event is skipped and
+/// named; an event that contradicts the plan (a step the plan does not have)
+/// is dropped and named (see [`Progress::checked`]); nothing in it can make
+/// opsguard panic.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Read {
+    pub events: Vec<Event>,
+    /// `journal.jsonl:N: what is wrong`, for the report.
+    pub problems: Vec<String>,
+}
+
+/// Every event of a journal, in order, with the lines that could not be used.
+pub fn read(path: &Path) -> std::io::Result<Read> {
+    let bytes = std::fs::read(path)?;
+    Ok(parse(&bytes))
+}
+
+/// [`read`] on bytes already in memory.
+pub fn parse(bytes: &[u8]) -> Read {
+    let mut out = Read::default();
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.split('\n').collect();
+    let last = lines.len().saturating_sub(1);
+    for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Line>(&line) {
-            Ok(l) => events.push(l.event),
-            // A torn last line (killed mid-write) is not an event.
-            Err(_) => break,
+        match serde_json::from_str::<Line>(line) {
+            Ok(l) => out.events.push(l.event),
+            // A torn last line (killed mid-write, no newline yet) is not an
+            // event, and not worth a word.
+            Err(_) if i == last => {}
+            Err(e) => out.problems.push(format!(
+                "{FILE}:{}: not a journal event, skipped ({})",
+                i + 1,
+                crate::report::escape::line(&e.to_string(), 200)
+            )),
         }
     }
-    Ok(events)
+    out
 }
 
 /// What a journal says about its remedy.
@@ -172,33 +199,86 @@ pub struct Progress {
     /// Steps whose last attempt failed, with why.
     pub failed: Vec<(usize, String)>,
     pub finished: Option<u8>,
+    /// What the last verification said.
+    pub verified: Option<bool>,
 }
 
 impl Progress {
+    /// Replay the events. Events that name a step the plan in force does not
+    /// have, or that come before any plan, are ignored (see
+    /// [`Progress::checked`]); a new plan (a re-plan after an unverified
+    /// remedy) starts its steps afresh.
     pub fn of(events: &[Event]) -> Progress {
+        Progress::checked(events).0
+    }
+
+    /// [`Progress::of`], with what was ignored and why.
+    pub fn checked(events: &[Event]) -> (Progress, Vec<String>) {
         let mut p = Progress::default();
-        for e in events {
+        let mut problems = Vec::new();
+        for (n, e) in events.iter().enumerate() {
+            let steps = p.plan.as_ref().map(|pl| pl.steps.len());
+            let mut step_ok = |step: usize| match steps {
+                Some(len) if step < len => true,
+                Some(len) => {
+                    problems.push(format!(
+                        "{FILE}: event {} names step {step}, but the plan has {len} step(s); ignored",
+                        n + 1
+                    ));
+                    false
+                }
+                None => {
+                    problems.push(format!(
+                        "{FILE}: event {} names step {step} before any plan; ignored",
+                        n + 1
+                    ));
+                    false
+                }
+            };
             match e {
                 Event::Begin { mode, .. } => p.mode = Some(mode.clone()),
-                Event::Plan { plan } => p.plan = Some(plan.clone()),
-                Event::Started { step, .. } => p.failed.retain(|(s, _)| s != step),
+                Event::Plan { plan } => {
+                    p.plan = Some(plan.clone());
+                    p.done.clear();
+                    p.failed.clear();
+                    p.finished = None;
+                    p.verified = None;
+                }
+                Event::Started { step, .. } => {
+                    if step_ok(*step) {
+                        p.failed.retain(|(s, _)| s != step)
+                    }
+                }
                 Event::Done { step } => {
-                    if !p.done.contains(step) {
+                    if step_ok(*step) && !p.done.contains(step) {
                         p.done.push(*step);
                     }
                 }
-                Event::Failed { step, detail } => p.failed.push((*step, detail.clone())),
-                Event::Verified { .. } => {}
+                Event::Failed { step, detail } => {
+                    if step_ok(*step) {
+                        p.failed.push((*step, detail.clone()))
+                    }
+                }
+                Event::Verified { ok } => p.verified = Some(*ok),
                 Event::Finished { exit_code } => p.finished = Some(*exit_code),
             }
         }
-        p
+        (p, problems)
     }
 
     /// Steps still to apply, in plan order.
     pub fn pending(&self) -> Vec<usize> {
         let n = self.plan.as_ref().map(|p| p.steps.len()).unwrap_or(0);
         (0..n).filter(|i| !self.done.contains(i)).collect()
+    }
+
+    /// The last attempt ran to its end and its fresh snapshot did not prove
+    /// it: finishing "its" pending steps is not enough; a new plan from the
+    /// current state is needed.
+    pub fn ended_unverified(&self) -> bool {
+        self.plan.is_some()
+            && (self.verified == Some(false)
+                || self.finished.is_some_and(|c| c != crate::exit::REMEDIATED))
     }
 }
 
@@ -254,7 +334,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"seq\":6,\"at\":\"x\",\"ev")
             .unwrap();
-        let p = Progress::of(&read(&dir.path().join(FILE)).unwrap());
+        let p = Progress::of(&read(&dir.path().join(FILE)).unwrap().events);
         assert_eq!(p.mode.as_deref(), Some("rollback"));
         assert_eq!(p.plan, Some(plan()));
         assert_eq!(p.done, vec![0]);
@@ -269,7 +349,7 @@ mod tests {
             detail: "boom".into(),
         })
         .unwrap();
-        let p = Progress::of(&read(j.path()).unwrap());
+        let p = Progress::of(&read(j.path()).unwrap().events);
         assert_eq!(p.failed, vec![(1, "boom".into())]);
     }
 

@@ -8,11 +8,20 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Error, miette::Diagnostic)]
 pub enum LockError {
     #[error("another opsguard is working on this environment ({holder}); wait for it to finish, or look at .opsguard/runs/")]
+    #[diagnostic(
+        code(opsguard::locked),
+        help("one `run` or `resume` at a time per config: wait for the other to end. The lock dies with its process, so if that process is gone, simply run again; an interrupted remedy is finished with `opsguard resume RUN_ID`")
+    )]
     Held { holder: String },
+    /// Not another opsguard: the state folder cannot be written.
     #[error("cannot open the lock file {path}: {source}")]
+    #[diagnostic(
+        code(opsguard::state_dir),
+        help("opsguard keeps its lock, its runs and its fingerprint key in .opsguard/ beside the config: make that folder (or the config's folder) writable, or use a config in a writable folder")
+    )]
     Io {
         path: String,
         #[source]

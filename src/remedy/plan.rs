@@ -60,6 +60,11 @@ pub enum Step {
         secret: SecretName,
         to_version: String,
         from_version: String,
+        /// The credentials this secret is part of: it is moved back only
+        /// once Elasticsearch accepts their before-values again (so a
+        /// credential is never left with a secret ES refuses).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        credentials: Vec<String>,
     },
     /// Cancel a deletion scheduled by the command.
     SecretRestore { secret: SecretName },
@@ -116,6 +121,7 @@ impl Step {
                 secret,
                 to_version,
                 from_version,
+                ..
             } => format!(
                 "move AWSCURRENT of {secret} back from {} to {}",
                 short(from_version),
@@ -234,6 +240,23 @@ pub fn plan(
             }
         }
     }
+    // Which credentials each secret moved back belongs to (see apply: a
+    // secret only moves back once ES accepts what it will hold).
+    for step in &mut p.steps {
+        if let Step::SecretCurrentBack {
+            secret,
+            credentials,
+            ..
+        } = step
+        {
+            *credentials = facts
+                .credentials
+                .iter()
+                .filter(|c| c.secrets.iter().any(|s| s.as_str() == secret.as_str()))
+                .map(|c| c.id.clone())
+                .collect();
+        }
+    }
     // Restore the users first: running tasks recover the moment their value
     // authenticates again. Redeploys go last: they wait.
     p.steps.sort_by_key(|s| match s {
@@ -290,11 +313,12 @@ fn move_back(p: &mut Plan, b: &SecretState, a: &SecretState) {
         secret: a.name.clone(),
         to_version: bv.clone(),
         from_version: av.clone(),
+        credentials: Vec::new(),
     });
 }
 
 /// The secret version holding the password part of a before credential.
-fn password_ref(c: &CredentialState, config: &Config) -> Option<ValueRef> {
+pub(crate) fn password_ref(c: &CredentialState, config: &Config) -> Option<ValueRef> {
     let src = c
         .sources
         .iter()
@@ -415,8 +439,15 @@ fn rollback_credential(
     // The value the tasks hold must authenticate again. (A secret moved back
     // already fixes the *current* value; the user's password is only touched
     // when the before-value itself is refused.)
+    // Without a probe of the before-value (a resume that lost it), a secret
+    // moved back must not be trusted to match ES: set the password too (it
+    // is idempotent; it sets the value the secret will hold).
+    let moves_back = p.steps.iter().any(|s| {
+        matches!(s, Step::SecretCurrentBack { secret, .. } if cf.secrets.iter().any(|n| n.as_str() == secret.as_str()))
+    });
     let refused = cf.before_value_after == "rejected"
-        || (cf.before_value_after == "unknown" && cf.current_value_after == "rejected");
+        || (cf.before_value_after == "unknown"
+            && (cf.current_value_after == "rejected" || (moves_back && value.is_some())));
     if refused {
         match value {
             Some(value) => p.push(Step::EsPassword {

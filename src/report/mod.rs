@@ -16,6 +16,7 @@
 
 pub mod changes;
 pub mod diff;
+pub mod escape;
 pub mod github;
 pub mod human;
 pub mod json;

@@ -304,6 +304,14 @@ impl RuleSet {
             .map(|i| &self.rules[i])
     }
 
+    /// These rules without the one named: to go on judging with the others
+    /// when one cannot be evaluated.
+    pub fn without(&self, id: &str) -> RuleSet {
+        RuleSet {
+            rules: self.rules.iter().filter(|r| r.id != id).cloned().collect(),
+        }
+    }
+
     /// Every rule against every item of its kind. Findings come sorted:
     /// block, warn, info; then rule id; then target. An item a condition
     /// cannot be evaluated on is an error, never a silent pass.

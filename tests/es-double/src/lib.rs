@@ -85,6 +85,7 @@
 
 mod engine;
 mod error;
+mod has_privileges;
 mod store;
 mod util;
 

@@ -5,6 +5,8 @@
 //! * [`replica`] seeds the environment of the 2021-07-27 incident: the
 //!   Elasticsearch users and role, their Secrets Manager secrets and the ECS
 //!   cluster whose services consume them.
+//! * [`proxy`] a loopback proxy that injects faults (503, throttling, delays,
+//!   hangs) in front of the ES double or ministack;
 //! * [`cmd`] runs the `opsguard` binary with a bounded timeout, and scans its
 //!   output for leaked secrets.
 //! * [`schema`] checks opsguard's JSON output against the JSON Schemas in
@@ -16,6 +18,7 @@
 pub mod cmd;
 pub mod ministack;
 mod process;
+pub mod proxy;
 pub mod replica;
 pub mod schema;
 

@@ -83,6 +83,24 @@ impl Authn {
     }
 }
 
+/// What `_has_privileges` needs to know of the subject.
+pub(super) fn authn_view(authn: &Authn) -> crate::has_privileges::Subject<'_> {
+    crate::has_privileges::Subject {
+        username: &authn.username,
+        allows_cluster: Box::new(move |action, ctx| authn.allows_cluster(action, ctx)),
+        allows_index: Box::new(move |action, index| authn.allows_index(action, index)),
+        names_cluster_privilege: Box::new(move |p| {
+            authn.layers.iter().all(|layer| {
+                layer.iter().any(|r| {
+                    r.cluster
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(p) || c.eq_ignore_ascii_case("all"))
+                })
+            })
+        }),
+    }
+}
+
 pub(super) fn authorize(authn: &Authn, action: &str, ctx: ActionContext) -> Result<(), EsError> {
     if authn.allows_cluster(action, &ctx) {
         return Ok(());

@@ -285,6 +285,14 @@ impl Engine {
             (RouteId::Users, _) | (RouteId::User, "GET") => self.get_users(req, authn),
             (RouteId::User, "DELETE") => self.delete_user(req, authn),
             (RouteId::User, _) => self.put_user(req, authn),
+            (RouteId::HasPrivileges, _) => {
+                req.check_params(&[])?;
+                crate::has_privileges::handle(
+                    &req.var("user"),
+                    req.json_body()?,
+                    &authn_view(authn),
+                )
+            }
             (RouteId::OwnPassword, _) | (RouteId::UserPassword, _) => {
                 self.change_password(req, authn)
             }

@@ -10,6 +10,7 @@ pub(super) enum RouteId {
     Authenticate,
     Users,
     User,
+    HasPrivileges,
     OwnPassword,
     UserPassword,
     Enable,
@@ -63,6 +64,21 @@ pub(super) const ROUTES: &[RouteDef] = &[
         segs: &[Lit("_security"), Lit("user"), Var("username")],
         methods: &["GET", "PUT", "POST", "DELETE"],
         id: RouteId::User,
+    },
+    RouteDef {
+        segs: &[Lit("_security"), Lit("user"), Lit("_has_privileges")],
+        methods: &["GET", "POST"],
+        id: RouteId::HasPrivileges,
+    },
+    RouteDef {
+        segs: &[
+            Lit("_security"),
+            Lit("user"),
+            Var("user"),
+            Lit("_has_privileges"),
+        ],
+        methods: &["GET", "POST"],
+        id: RouteId::HasPrivileges,
     },
     RouteDef {
         segs: &[Lit("_security"), Lit("user"), Lit("_password")],

@@ -1,0 +1,495 @@
+//! opsguard under bad luck: servers that fail, throttle and hang behind a
+//! fault-injecting loopback proxy (see `opsguard_testkit::proxy`), an
+//! identity that may read but not write, and a journal damaged on disk.
+//! Each ends non-zero, never "ok", and never leaves a credential whose
+//! secret holds a value Elasticsearch refuses.
+//!
+//! The crash points need feature `failpoints` (scripts/test enables it).
+
+mod common;
+
+use common::*;
+use opsguard_testkit::proxy::{Fault, FaultProxy, Match};
+use opsguard_testkit::{Cmd, Output};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The replica's config, pointed at `es_url` and/or `aws_url` instead.
+fn config_via(env: &Env, es_url: Option<&str>, aws_url: Option<&str>, extra: &str) {
+    let mut text = std::fs::read_to_string(&env.config).unwrap();
+    if let Some(u) = es_url {
+        text = text.replace(&format!("\"{}\"", env.replica.es_url), &format!("\"{u}\""));
+    }
+    if let Some(u) = aws_url {
+        let ep = &env.replica.account.endpoint;
+        text = text.replace(&format!("\"{ep}\""), &format!("\"{u}\""));
+    }
+    text.push_str(extra);
+    std::fs::write(&env.config, text).unwrap();
+}
+
+/// `opsguard run --on-violation MODE [ARGS] -- sh -c SCRIPT` in the env's dir.
+fn run_sh(
+    env: &Env,
+    mode: &str,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    sh: &str,
+) -> (Output, Value) {
+    let report = env.dir.path().join("report.json");
+    let _ = std::fs::remove_file(&report);
+    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+        .envs(env.replica.env())
+        .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .env("NO_COLOR", "1")
+        .env("ES_URL", &env.replica.es_url)
+        .env("ES_USERNAME", "elastic")
+        .env("ES_PASSWORD", ADMIN_PW)
+        .current_dir(env.dir.path())
+        .args(["run", "--config"])
+        .arg(&env.config)
+        .args(["--on-violation", mode, "--report"])
+        .arg(&report)
+        .args(args)
+        .args(["--", "sh", "-c", sh])
+        .output();
+    let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
+        .unwrap_or(Value::Null);
+    (out, json)
+}
+
+fn the_2021_script() -> String {
+    format!(
+        "{} {}",
+        python().display(),
+        script("create_elastic_users.py").display()
+    )
+}
+
+fn resume(env: &Env, run_id: &str, vars: &[(&str, &str)]) -> (Output, Value) {
+    let report = env.dir.path().join("resume.json");
+    let _ = std::fs::remove_file(&report);
+    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+        .envs(env.replica.env())
+        .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .env("NO_COLOR", "1")
+        .current_dir(env.dir.path())
+        .args(["resume", run_id, "--config"])
+        .arg(&env.config)
+        .arg("--report")
+        .arg(&report)
+        .output();
+    let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
+        .unwrap_or(Value::Null);
+    (out, json)
+}
+
+fn kinds(report: &Value) -> Vec<(String, String, bool)> {
+    report["remediation"]["actions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|a| {
+                    (
+                        a["kind"].as_str().unwrap_or("").to_owned(),
+                        a["target"].as_str().unwrap_or("").to_owned(),
+                        a["ok"].as_bool().unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The current AWSCURRENT value of a secret, read directly (not through a proxy).
+async fn current_value(env: &Env, secret: &str) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(&env.replica.account.sdk_config().await);
+    sm.get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .unwrap()
+        .secret_string()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every consumed credential is consistent: the value its secret holds now
+/// is one Elasticsearch accepts (no task started now would fail).
+async fn assert_consistent(env: &Env, users: &[&str]) {
+    for user in users {
+        let s = env.replica.secret_of(user, "password");
+        let value = current_value(env, &s.name).await;
+        assert!(
+            authenticates(env, user, &value).await,
+            "{user}: AWSCURRENT of {} holds a password Elasticsearch refuses",
+            s.name
+        );
+    }
+}
+
+// ---- 1. A crash (or a failure) before the plan -------------------------------
+
+/// Reproducible without timing: the after snapshot fails because only
+/// `GET /_cluster/health` fails once the command is done; resume with ES
+/// healthy must restore the passwords as well as the secrets.
+#[tokio::test]
+async fn an_after_snapshot_that_fails_is_finished_by_resume_with_the_passwords() {
+    let env = setup().await;
+    let proxy = FaultProxy::start(&env.replica.es_url);
+    let control = env.dir.path().join("faults");
+    proxy.control_file(control.clone());
+    config_via(&env, Some(&proxy.url()), None, "");
+    let sh = format!(
+        "{} && echo 'GET /_cluster/health 503' > {}",
+        the_2021_script(),
+        control.display()
+    );
+    let (out, report) = run_sh(&env, "rollback", &[], &[], &sh);
+    out.assert_code(12);
+    assert_eq!(report["outcome"], "remediation_failed", "{report:#}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("no remedy was attempted"), "{notes}");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("after snapshot failed"),
+        "{report:#}"
+    );
+    assert!(proxy.faults() > 0);
+
+    std::fs::remove_file(&control).unwrap();
+    let run = only_run_id(&env);
+    let (out, report) = resume(&env, &run, &[]);
+    out.assert_code(10);
+    assert!(
+        kinds(&report).iter().any(|k| k.0 == "es-password" && k.2),
+        "the password is restored too: {report:#}"
+    );
+    assert_before_state(&env, &["search", "items"]).await;
+    assert_consistent(&env, &["search", "items"]).await;
+    let (again, _) = resume(&env, &run, &[]);
+    again.assert_code(10);
+}
+
+#[cfg(feature = "failpoints")]
+async fn killed_then_resumed(point: &str) {
+    let env = setup().await;
+    let (out, _, _) = guarded_with(
+        &env,
+        "rollback",
+        "create_elastic_users.py",
+        &[("OPSGUARD_FAILPOINT", point)],
+        &[],
+    );
+    out.assert_code(128 + 9);
+    let run = only_run_id(&env);
+    let (out, report) = resume(&env, &run, &[]);
+    out.assert_code(10);
+    assert_eq!(
+        report["remediation"]["verified"], true,
+        "{point}: {report:#}"
+    );
+    assert_before_state(&env, &["search", "items"]).await;
+    assert_consistent(&env, &["search", "items"]).await;
+    let (again, _) = resume(&env, &run, &[]);
+    again.assert_code(10);
+}
+
+/// Every moment between the command's exit and the end of the remedy that
+/// the step kills (tests/resume.rs) do not cover.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn killed_between_the_command_and_the_plan_and_after_it() {
+    for point in [
+        "kill-at:after-command",
+        "kill-at:after-snapshot",
+        "kill-at:after-facts",
+        "kill-at:after-plan",
+        "kill-at:after-verified",
+    ] {
+        killed_then_resumed(point).await;
+    }
+}
+
+// ---- 2. Steps of one credential succeed or fail together ----------------------
+
+/// An admin identity that may read users but not change them.
+async fn read_only_identity(env: &Env) -> (String, String) {
+    let pw = "ops-read-only-pw-77aa".to_owned();
+    use elasticsearch::auth::Credentials;
+    use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
+    use elasticsearch::security::{SecurityPutRoleParts, SecurityPutUserParts};
+    let t = TransportBuilder::new(SingleNodeConnectionPool::new(
+        env.replica.es_url.parse().unwrap(),
+    ))
+    .auth(Credentials::Basic("elastic".into(), ADMIN_PW.into()))
+    .build()
+    .unwrap();
+    let es = elasticsearch::Elasticsearch::new(t);
+    let r = es
+        .security()
+        .put_role(SecurityPutRoleParts::Name("ops_ro"))
+        .body(serde_json::json!({"cluster": ["monitor", "read_security"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status_code().is_success(), "role: {}", r.status_code());
+    let r = es
+        .security()
+        .put_user(SecurityPutUserParts::Username("ops_ro"))
+        .body(serde_json::json!({"password": pw, "roles": ["ops_ro"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status_code().is_success(), "user: {}", r.status_code());
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("username = \"elastic\"", "username = \"ops_ro\"");
+    std::fs::write(&env.config, text).unwrap();
+    ("OPSGUARD_ES_PASSWORD".into(), pw)
+}
+
+#[tokio::test]
+async fn an_identity_without_manage_security_is_refused_before_the_command() {
+    let env = setup().await;
+    let (k, v) = read_only_identity(&env).await;
+    let marker = env.dir.path().join("ran");
+    let sh = format!("touch {}", marker.display());
+    let (out, report) = run_sh(&env, "rollback", &[], &[(&k, &v)], &sh);
+    out.assert_code(13);
+    assert!(!marker.exists(), "the command was not run");
+    let why = report["preflight_error"].as_str().unwrap_or("");
+    assert!(why.contains("manage_security"), "{report:#}");
+    assert!(why.contains("ops_ro"), "{why}");
+    assert!(out.stderr.contains("manage_security"), "{}", out.stderr);
+    // Block mode needs no write privilege.
+    let (out, _) = run_sh(&env, "block", &[], &[(&k, &v)], &sh);
+    out.assert_code(0);
+    assert!(marker.exists());
+}
+
+#[tokio::test]
+async fn a_refused_password_keeps_the_secrets_where_es_agrees() {
+    let env = setup().await;
+    let (k, v) = read_only_identity(&env).await;
+    let (out, report) = run_sh(
+        &env,
+        "rollback",
+        &["--skip-preflight"],
+        &[(&k, &v)],
+        &the_2021_script(),
+    );
+    out.assert_code(12);
+    let acts = kinds(&report);
+    assert!(
+        acts.iter().any(|a| a.0 == "es-password" && !a.2),
+        "the password restore is refused: {acts:?}"
+    );
+    assert!(
+        !acts.iter().any(|a| a.0 == "secret-current-back" && a.2),
+        "no secret moved back while ES keeps the new password: {acts:?}"
+    );
+    assert!(report.to_string().contains("not moved back"), "{report:#}");
+    // secret-out-of-sync does not newly fire: every secret matches ES.
+    assert_consistent(&env, &["search", "items"]).await;
+    let notes = report["notes"].to_string();
+    assert!(!notes.contains("secret-out-of-sync"), "{notes}");
+    assert!(notes.contains("--skip-preflight"), "{notes}");
+
+    // Resumed with an identity that may write, the remedy re-plans from the
+    // current state instead of doing nothing.
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("username = \"ops_ro\"", "username = \"elastic\"");
+    std::fs::write(&env.config, text).unwrap();
+    let run = only_run_id(&env);
+    let (out, report) = resume(&env, &run, &[]);
+    out.assert_code(10);
+    assert!(
+        report["notes"].to_string().contains("planned again"),
+        "{report:#}"
+    );
+    assert_before_state(&env, &["search", "items"]).await;
+}
+
+#[tokio::test]
+async fn a_throttled_secret_move_undoes_the_password_it_follows() {
+    let env = setup().await;
+    let proxy = FaultProxy::start(&env.replica.account.endpoint);
+    proxy.add(
+        Match::aws("UpdateSecretVersionStage"),
+        Fault::AwsThrottling,
+        None,
+    );
+    config_via(&env, None, Some(&proxy.url()), "");
+    let (out, report) = run_sh(&env, "rollback", &[], &[], &the_2021_script());
+    out.assert_code(12);
+    assert_ne!(report["outcome"], "ok");
+    assert!(proxy.hits("POST / ") > 0);
+    assert!(proxy.faults() > 0);
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("undone"), "{notes}");
+    assert_consistent(&env, &["search", "items"]).await;
+}
+
+// ---- 3. Hangs and failures end in a clear error, in bounded time --------------
+
+#[tokio::test]
+async fn a_hung_elasticsearch_is_named_within_the_timeout() {
+    let env = setup().await;
+    let proxy = FaultProxy::start(&env.replica.es_url);
+    proxy.add(Match::path("GET", "/_cluster/health"), Fault::Hang, None);
+    config_via(&env, Some(&proxy.url()), None, "");
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("[aws]", "timeout_seconds = 2\n\n[aws]");
+    std::fs::write(&env.config, text).unwrap();
+    let started = Instant::now();
+    let (out, report) = run_sh(&env, "rollback", &[], &[], "true");
+    let took = started.elapsed();
+    out.assert_code(13);
+    let why = report["preflight_error"].as_str().unwrap_or("");
+    assert!(
+        why.contains("timed out after 2 s waiting for Elasticsearch GET /_cluster/health"),
+        "{why}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    eprintln!("FIGURE hung-es time-to-error: {took:?}");
+}
+
+#[tokio::test]
+async fn a_hung_aws_is_named_within_the_timeout() {
+    let env = setup().await;
+    let proxy = FaultProxy::start(&env.replica.account.endpoint);
+    proxy.add(Match::aws("DescribeClusters"), Fault::Hang, None);
+    config_via(&env, None, Some(&proxy.url()), "");
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("[ecs]", "timeout_seconds = 3\n\n[ecs]");
+    std::fs::write(&env.config, text).unwrap();
+    let started = Instant::now();
+    let (out, report) = run_sh(&env, "rollback", &[], &[], "true");
+    let took = started.elapsed();
+    out.assert_code(13);
+    assert_eq!(report["outcome"], "preflight_failed");
+    assert!(
+        report["preflight_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out"),
+        "{report:#}"
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    eprintln!("FIGURE hung-aws time-to-error: {took:?}");
+}
+
+/// Faults of every kind, before and after the command: none ends "ok".
+#[tokio::test]
+async fn every_injected_fault_fails_closed() {
+    let env = setup().await;
+    let es = FaultProxy::start(&env.replica.es_url);
+    let aws = FaultProxy::start(&env.replica.account.endpoint);
+    config_via(&env, Some(&es.url()), Some(&aws.url()), "");
+    let faults: Vec<(&FaultProxy, Match, Fault)> = vec![
+        (
+            &es,
+            Match::path("GET", "/_security/user"),
+            Fault::Status(503),
+        ),
+        (
+            &es,
+            Match::path("GET", "/_cluster/health"),
+            Fault::Status(429),
+        ),
+        (&es, Match::path("GET", "/"), Fault::Status(500)),
+        (&aws, Match::aws("ListSecretVersionIds"), Fault::AwsInternal),
+        (&aws, Match::aws("DescribeServices"), Fault::AwsThrottling),
+        (&aws, Match::aws("DescribeSecret"), Fault::AwsInternal),
+    ];
+    let mut tried = 0;
+    for (proxy, when, fault) in faults {
+        proxy.add(when.clone(), fault.clone(), None);
+        let (out, report) = run_sh(&env, "rollback", &[], &[], "true");
+        proxy.clear();
+        tried += 1;
+        assert_ne!(out.status_code, 0, "{when:?} {fault:?}: {}", out.stderr);
+        assert_ne!(report["outcome"], "ok", "{when:?} {fault:?}");
+        assert!(proxy.faults() > 0, "{when:?} was hit");
+    }
+    eprintln!("FIGURE faults tried {tried}, failed closed {tried}");
+}
+
+// ---- 4. A damaged journal -------------------------------------------------------
+
+#[tokio::test]
+async fn a_damaged_journal_is_named_not_a_panic() {
+    let env = setup().await;
+    let (out, _, _) = guarded(&env, "rollback", "create_elastic_users.py");
+    out.assert_code(10);
+    let run = only_run_id(&env);
+    let journal = env
+        .dir
+        .path()
+        .join(".opsguard/runs")
+        .join(&run)
+        .join("journal.jsonl");
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mid = lines.len() / 2;
+    let mut damaged: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    damaged.insert(mid, "garbage {".into());
+    damaged.push("{\"seq\":99,\"at\":\"x\",\"event\":\"done\",\"step\":999}".into());
+    text = damaged.join("\n") + "\n";
+    std::fs::write(&journal, text).unwrap();
+    let (out, report) = resume(&env, &run, &[]);
+    assert_ne!(out.status_code, 101, "no panic: {}", out.stderr);
+    out.assert_code(10);
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains(&format!("journal.jsonl:{}", mid + 1)),
+        "{notes}"
+    );
+    assert!(notes.contains("step 999"), "{notes}");
+}
+
+// ---- 5. A custom rule that fails at run time -------------------------------------
+
+#[tokio::test]
+async fn a_broken_custom_rule_fails_closed_but_the_others_are_still_remedied() {
+    let env = setup().await;
+    let rules = env.dir.path().join("myrules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("sixth-consumer.toml"),
+        r#"id = "sixth-consumer"
+summary = "Reads a sixth consumer, which no credential has"
+severity = "warn"
+each = "credentials"
+when = 'credential.stale_tasks == 0 || credential.consumers[5] == "x"'
+message = "credential {id}: sixth consumer"
+why = "A rule that fails at run time."
+remedies = []
+
+[[test]]
+name = "no stale task"
+expect = "fire"
+[test.facts]
+id = "search"
+"#,
+    )
+    .unwrap();
+    config_via(&env, None, None, "\n[rules]\npaths = [\"myrules\"]\n");
+    let (out, report) = run_sh(&env, "rollback", &[], &[], &the_2021_script());
+    out.assert_code(12);
+    assert_eq!(report["outcome"], "remediation_failed", "{report:#}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("sixth-consumer"), "{notes}");
+    assert!(notes.contains("could not be evaluated"), "{notes}");
+    assert!(
+        kinds(&report).iter().any(|k| k.0 == "es-password" && k.2),
+        "the built-in rules' violations are still remedied: {report:#}"
+    );
+    assert_before_state(&env, &["search", "items"]).await;
+}
