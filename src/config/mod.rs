@@ -175,6 +175,7 @@ impl Default for AwsConfig {
             region: None,
             endpoint_url: None,
             profile: None,
+            timeout: None,
             targets: Vec::new(),
             max_concurrency: DEFAULT_AWS_MAX_CONCURRENCY,
         }

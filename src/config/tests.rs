@@ -388,11 +388,11 @@ fn bad_targets_are_errors() {
 
 #[test]
 fn max_concurrency_defaults_and_bounds() {
-    let c = parse(DESIGN_EXAMPLE).unwrap();
+    let c = parse(DOCUMENTED_EXAMPLE).unwrap();
     assert_eq!(c.aws.max_concurrency, DEFAULT_AWS_MAX_CONCURRENCY);
     assert_eq!(c.elasticsearch.max_concurrency, DEFAULT_ES_MAX_CONCURRENCY);
 
-    let set = DESIGN_EXAMPLE
+    let set = DOCUMENTED_EXAMPLE
         .replace("[aws]\n", "[aws]\nmax_concurrency = 4\n")
         .replace(
             "[elasticsearch]\n",
@@ -403,7 +403,7 @@ fn max_concurrency_defaults_and_bounds() {
     assert_eq!(c.elasticsearch.max_concurrency, 2);
 
     for bad in ["0", "-3", "257"] {
-        let text = DESIGN_EXAMPLE.replace("[aws]\n", &format!("[aws]\nmax_concurrency = {bad}\n"));
+        let text = DOCUMENTED_EXAMPLE.replace("[aws]\n", &format!("[aws]\nmax_concurrency = {bad}\n"));
         let e = err_line(&text);
         assert!(
             e.contains("opsguard.toml:9:")
@@ -411,7 +411,7 @@ fn max_concurrency_defaults_and_bounds() {
                 && e.contains("1..=256"),
             "{e}"
         );
-        let text = DESIGN_EXAMPLE.replace(
+        let text = DOCUMENTED_EXAMPLE.replace(
             "[elasticsearch]\n",
             &format!("[elasticsearch]\nmax_concurrency = {bad}\n"),
         );
@@ -421,6 +421,6 @@ fn max_concurrency_defaults_and_bounds() {
             "{e}"
         );
     }
-    let e = err_line(&DESIGN_EXAMPLE.replace("[aws]\n", "[aws]\nmax_concurrency = \"many\"\n"));
+    let e = err_line(&DOCUMENTED_EXAMPLE.replace("[aws]\n", "[aws]\nmax_concurrency = \"many\"\n"));
     assert!(e.contains("opsguard.toml:9:"), "{e}");
 }

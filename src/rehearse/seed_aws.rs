@@ -117,6 +117,7 @@ pub async fn seed(
                     continue;
                 };
                 let current_id = current
+                    .values
                     .iter()
                     .find(|v| &v.name == name)
                     .map(|v| v.version_id.clone());
@@ -139,7 +140,7 @@ pub async fn seed(
     let live_es = &config.elasticsearch.url;
     let mut rewritten = Vec::new();
     let mut arns: BTreeMap<String, String> = BTreeMap::new();
-    for v in &current {
+    for v in &current.values {
         let name = v.name.to_string();
         let mut versions: Vec<(String, SecretString)> = older.remove(&name).unwrap_or_default();
         versions.push((v.version_id.clone(), v.value.clone()));
@@ -196,7 +197,7 @@ pub async fn seed(
             arns.insert(name, a);
         }
     }
-    seeded.secrets = current.len();
+    seeded.secrets = current.values.len();
 
     // 2. Clusters.
     for c in &config.ecs.clusters {

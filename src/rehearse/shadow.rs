@@ -262,6 +262,7 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
         auth,
         ca_cert: None,
         timeout: config.elasticsearch.timeout,
+        max_concurrency: config.elasticsearch.max_concurrency,
     };
     let seeder = Es::new(
         &es_cfg(EsAuth::Offline),
@@ -346,12 +347,15 @@ fn shadow_config(
             auth,
             ca_cert: None,
             timeout: config.elasticsearch.timeout,
+            max_concurrency: config.elasticsearch.max_concurrency,
         },
         aws: AwsConfig {
             region: Some(region.to_owned()),
             endpoint_url: Some(endpoint.to_owned()),
             profile: None,
+            timeout: config.aws.timeout,
             targets: Vec::new(),
+            max_concurrency: config.aws.max_concurrency,
         },
         ecs: EcsConfig {
             clusters: config.ecs.clusters.clone(),
