@@ -10,6 +10,7 @@ mod diff;
 mod hook;
 mod init;
 mod output;
+mod plan;
 mod resume;
 mod rules;
 mod run;
@@ -141,6 +142,9 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// Finish an interrupted remedy from its journal, and verify it.
     Resume(resume::ResumeArgs),
+    /// Judge a Terraform plan (`terraform show -json`) against the live
+    /// credential graph before it is applied.
+    Plan(plan::PlanArgs),
     /// Install the git pre-push hook that runs opsguard's checks before a push.
     Hook(hook::HookArgs),
     /// Write a first opsguard.toml from the ECS clusters, services and
@@ -169,6 +173,7 @@ pub fn command() -> clap::Command {
             .mut_subcommand("test", |c| c.after_help(RULES_TEST_EXIT_CODES))
         })
         .mut_subcommand("resume", |c| c.after_help(RESUME_EXIT_CODES))
+        .mut_subcommand("plan", |c| c.after_help(plan::EXIT_CODES))
         .mut_subcommand("hook", |c| c.after_help(hook::EXIT_CODES))
         .mut_subcommand("init", |c| c.after_help(init::EXIT_CODES))
         .mut_subcommand("completions", |c| c.after_help(completions::EXIT_CODES))
@@ -256,6 +261,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(resume::execute(&config, args))
         }
+        Command::Plan(args) if args.offline => {
+            let config = offline_config(&cli.config)?;
+            runtime()?.block_on(plan::execute(config.as_ref(), args))
+        }
+        Command::Plan(args) => {
+            let config = Config::load(&cli.config, &env)?;
+            runtime()?.block_on(plan::execute(Some(&config), args))
+        }
         Command::Run(args) => {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(run::execute(&config, args))
@@ -327,6 +340,27 @@ pub fn state_dir(config: &Config) -> PathBuf {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     dir.join(".opsguard")
+}
+
+/// The file live findings point at in SARIF: the config, relative to the
+/// working directory where it can be (code scanning wants repository paths).
+pub fn config_artifact(path: &Path) -> crate::report::model::Artifact {
+    crate::report::model::Artifact {
+        uri: relative_to_cwd(path),
+        lines: Default::default(),
+    }
+}
+
+/// `path` relative to the working directory when it lies below it.
+pub fn relative_to_cwd(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        return path.display().to_string();
+    };
+    cwd.and_then(|c| abs.strip_prefix(&c).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| abs.display().to_string())
 }
 
 /// Write to a file atomically: a reader never sees half a snapshot.

@@ -36,6 +36,17 @@ pub struct Config {
     /// Service-name prefixes that name an environment (`prod-` → `prod`).
     pub environment_prefixes: Vec<String>,
     pub remedies: RemediesConfig,
+    /// `[plan]`: how to obtain the Terraform plan JSON, if configured.
+    pub plan: Option<PlanConfig>,
+}
+
+/// Where the plan JSON comes from (`[plan]`): a file, or a command whose
+/// stdout is the JSON (e.g. `terraform show -json tfplan`), run in `dir`.
+/// Paths are relative to the config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanConfig {
+    File(PathBuf),
+    Command { argv: Vec<String>, dir: PathBuf },
 }
 
 /// How remedies behave (`[remedies]`, all optional).
@@ -640,7 +651,31 @@ impl Config {
             },
         };
 
+        let base = path.parent().unwrap_or(Path::new("."));
+        let plan = match raw.plan {
+            None => None,
+            Some(p) => {
+                let span = p.span();
+                let p = p.into_inner();
+                match (p.file, p.command) {
+                    (Some(f), None) if p.dir.is_none() => Some(PlanConfig::File(base.join(f))),
+                    (None, Some(argv)) if !argv.is_empty() && !argv[0].is_empty() => Some(PlanConfig::Command {
+                        argv,
+                        dir: base.join(p.dir.unwrap_or_default()),
+                    }),
+                    _ => {
+                        return Err(err(
+                            span,
+                            "[plan] needs exactly one of `file` or `command` (and `dir` only with `command`)".into(),
+                            Some("file = \"plan.json\", or command = [\"terraform\", \"show\", \"-json\", \"tfplan\"] with dir = \"infra\"".into()),
+                        ))
+                    }
+                }
+            }
+        };
+
         Ok(Config {
+            plan,
             path: path.to_owned(),
             elasticsearch: EsConfig {
                 url,

@@ -15,6 +15,7 @@ pub(super) struct RawConfig {
     pub rules: Option<RawRules>,
     pub environments: Option<RawEnvironments>,
     pub remedies: Option<RawRemedies>,
+    pub plan: Option<Spanned<RawPlan>>,
     #[serde(default)]
     pub waivers: Vec<Spanned<RawWaiver>>,
 }
@@ -99,4 +100,13 @@ pub(super) struct RawRemedies {
     pub stable_timeout_seconds: Option<u64>,
     pub kill_grace_seconds: Option<u64>,
     pub watch_interval_ms: Option<u64>,
+}
+
+/// `[plan]`: where `opsguard plan` (and the pre-push hook) gets the plan JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlan {
+    pub file: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub dir: Option<String>,
 }

@@ -48,6 +48,23 @@ pub struct Report {
     pub finished_at: String,
     /// What changed between the snapshots, one line a change, in words.
     pub changes: Vec<Change>,
+    /// `run`: the wrapped command exited with a code opsguard's verdicts use
+    /// (2, 10-13), so opsguard exited 1 instead (`command_exit` keeps the real code).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub command_exit_folded: bool,
+    /// Where findings point, for SARIF; not part of the JSON report.
+    #[serde(skip)]
+    pub artifact: Option<Artifact>,
+}
+
+/// The file a report's findings are about (the plan file for `plan`, the
+/// config for live findings), and the line of each target in it, where known.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Artifact {
+    /// A path, relative to the working directory where it can be.
+    pub uri: String,
+    /// Target → 1-based line.
+    pub lines: std::collections::BTreeMap<String, usize>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
