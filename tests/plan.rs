@@ -967,6 +967,9 @@ async fn sarif_for_plan_check_run_and_diff_validates_and_locates_every_result() 
         Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
             .envs(env.replica.env())
             .env("NO_COLOR", "1")
+            .env("ES_URL", &env.replica.es_url)
+            .env("ES_USERNAME", "elastic")
+            .env("ES_PASSWORD", ADMIN_PW)
             .current_dir(env.dir.path())
             .arg("--config")
             .arg("opsguard.toml")
@@ -981,7 +984,14 @@ async fn sarif_for_plan_check_run_and_diff_validates_and_locates_every_result() 
         "shared credentials warn"
     );
 
-    // run: the 2021 script, blocked; the script's stdout stays apart.
+    // diff: two snapshots of the healthy environment.
+    cmd(&["snapshot", "-o", "a.json"]).assert_code(0);
+    cmd(&["snapshot", "-o", "b.json"]).assert_code(0);
+    let out = cmd(&["diff", "a.json", "b.json", "--format", "sarif"]);
+    out.assert_code(0);
+    assert_valid_sarif(&out.stdout, "opsguard.toml");
+
+    // run: the 2021 script, blocked.
     let out = cmd(&[
         "run",
         "--on-violation",
@@ -992,20 +1002,26 @@ async fn sarif_for_plan_check_run_and_diff_validates_and_locates_every_result() 
         "run.sarif",
         "--",
         python().to_str().unwrap(),
-        script("scenarios/rotate_search_properly.py")
-            .to_str()
-            .unwrap(),
+        script("create_elastic_users.py").to_str().unwrap(),
     ]);
-    assert!([0, 11].contains(&out.status_code), "{}", out.stderr);
+    out.assert_code(11);
     let run_sarif = std::fs::read_to_string(env.dir.path().join("run.sarif")).unwrap();
-    assert_valid_sarif(&run_sarif, "opsguard.toml");
-
-    // diff: two snapshots.
-    cmd(&["snapshot", "-o", "a.json"]).assert_code(0);
-    cmd(&["snapshot", "-o", "b.json"]).assert_code(0);
-    let out = cmd(&["diff", "a.json", "b.json", "--format", "sarif"]);
-    out.assert_code(0);
-    assert_valid_sarif(&out.stdout, "opsguard.toml");
+    let doc = assert_valid_sarif(&run_sarif, "opsguard.toml");
+    let results = doc["runs"][0]["results"].as_array().unwrap();
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"] == "live-credential-broken" && r["level"] == "error"),
+        "{results:#?}"
+    );
+    assert_no_leak_named(
+        &[
+            ("sarif", &run_sarif),
+            ("stdout", &out.stdout),
+            ("stderr", &out.stderr),
+        ],
+        &env.replica.secret_values,
+    );
 }
 
 // ---- --output and exit-code folding -------------------------------------
