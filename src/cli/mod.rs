@@ -27,7 +27,8 @@ use std::process::ExitCode;
 const EXIT_CODES: &str = "\
 Exit codes:
   0   no blocking violation (run: the command exited 0)
-  N   no blocking violation, the command exited N (passed through)
+  N   no blocking violation, the command exited N (passed through; a command's
+      own 2 or 10-13 becomes 1, so those codes are always opsguard's verdict)
   1   rules test: a rule's test case failed
   2   usage or configuration error; nothing was run
   10  blocking violation; remedy applied and verified by a fresh snapshot
@@ -42,7 +43,9 @@ const RUN_EXIT_CODES: &str = "\
 Exit codes:
   0   no blocking violation, the command exited 0
   N   no blocking violation, the command exited N (passed through; 128+signal
-      if a signal killed it); also mode warn, whatever was found
+      if a signal killed it); also mode warn, whatever was found. A command
+      exiting 2, 10, 11, 12 or 13 gives 1 instead, so those codes are always
+      opsguard's verdict (the report's command_exit keeps the real code)
   2   usage or configuration error, a rule or waiver that does not load, or
       another run holds the lock; nothing was run
   10  blocking violation; remedy applied and verified by a fresh snapshot

@@ -114,16 +114,15 @@ pub async fn execute(config: Option<&Config>, args: PlanArgs) -> Result<u8, Erro
         guard::new_run_id(),
         if args.offline { "offline" } else { "live" },
     );
+    let version = if parsed.terraform_version.is_empty() {
+        "version unknown"
+    } else {
+        &parsed.terraform_version
+    };
     report.notes.push(format!(
-        "plan {} (format {}, {} {}): {} resource change(s)",
+        "plan {} (format {}, terraform {version}): {} resource change(s)",
         source.name(),
         parsed.format_version,
-        "terraform",
-        if parsed.terraform_version.is_empty() {
-            "version unknown"
-        } else {
-            &parsed.terraform_version
-        },
         parsed.changes.len()
     ));
     report.artifact = Some(match &source {

@@ -36,6 +36,9 @@ pub struct ChangeFact {
     /// For a replacement: `delete-before-create` (Terraform's default) or
     /// `create-before-destroy`; empty otherwise.
     pub replace_order: String,
+    /// `action`, with the replacement order when there is one, for messages:
+    /// `replace, delete-before-create`.
+    pub action_detail: String,
     /// The apply creates the resource (a create or a replacement).
     pub creates: bool,
     /// The apply destroys the existing object (a delete or a replacement).
@@ -60,6 +63,10 @@ pub struct ChangeFact {
     pub live_consumers: Vec<String>,
     /// A consumer has running tasks: changing this breaks something now.
     pub live: bool,
+    /// Who holds it, for messages: the live consumers (for a secret version:
+    /// those this plan does not redeploy, which keep the old value),
+    /// `no running task`, or (offline) `unknown consumers (--offline)`.
+    pub holders: String,
 
     /// An ES user's password changes (`password`, `password_wo` or
     /// `password_wo_version` differs, or becomes unknown).

@@ -41,18 +41,48 @@ pub fn facts(plan: &Plan, live: Option<&Snapshot>, redactor: &Redactor) -> Vec<C
             match live {
                 None => {
                     f.offline = true;
-                    f.matched_by =
-                        "resource type only (--offline: the live graph was not read)".into();
-                    f.credential = "(unknown offline)".into();
+                    f.matched_by = "--offline: judged by resource type".into();
+                    f.credential = offline_identity(c);
+                    f.secret = ident(c, &["secret_id", "name"]).unwrap_or_default();
+                    f.holders = "unknown consumers (--offline)".into();
                     f.redeploys_in_plan = redeploys.addresses.clone();
                 }
-                Some(snap) => join(&mut f, c, snap, &redeploys),
+                Some(snap) => {
+                    join(&mut f, c, snap, &redeploys);
+                    // A new secret value: the old one is held by the tasks
+                    // this plan does not redeploy.
+                    let holders = if c.resource_type == SECRET_VERSION {
+                        &f.stale_consumers
+                    } else {
+                        &f.live_consumers
+                    };
+                    f.holders = if holders.is_empty() {
+                        "no running task".into()
+                    } else {
+                        holders.join(", ")
+                    };
+                }
             }
             typed(&mut f, c);
             redactor.fact(&mut f);
             f
         })
         .collect()
+}
+
+/// What the plan itself says the resource is, for offline messages.
+fn offline_identity(c: &ResourceChange) -> String {
+    let named = |what: &str, keys: &[&str]| match ident(c, keys) {
+        Some(v) => format!("{what} {v}"),
+        None => format!("{what} {}", c.address),
+    };
+    match c.resource_type.as_str() {
+        API_KEY => named("API key", &["name", "key_id"]),
+        USER => named("user", &["username"]),
+        SECRET => named("secret", &["name", "arn"]),
+        SECRET_VERSION => named("secret", &["secret_id"]),
+        _ => c.address.clone(),
+    }
 }
 
 fn base(c: &ResourceChange, plan: &Plan) -> ChangeFact {
@@ -96,6 +126,11 @@ fn base(c: &ResourceChange, plan: &Plan) -> ChangeFact {
         kind: kind.into(),
         actions: c.actions.clone(),
         action: action.into(),
+        action_detail: if replace_order.is_empty() {
+            action.to_owned()
+        } else {
+            format!("{action}, {replace_order}")
+        },
         replace_order: replace_order.into(),
         creates,
         deletes,
@@ -273,8 +308,7 @@ fn join(f: &mut ChangeFact, c: &ResourceChange, snap: &Snapshot, redeploys: &Red
                     .find(|k| k.id == key)
                     .and_then(|k| k.name.clone())?;
                 names
-                    .iter()
-                    .any(|n| *n == name)
+                    .contains(&name)
                     .then(|| (cred, format!("API key name {name}")))
             });
             if let Some((cred, how)) = hit {
@@ -406,4 +440,101 @@ fn find_secret<'a>(snap: &'a Snapshot, r: &str) -> Option<(&'a SecretState, Stri
         .iter()
         .find(|s| s.name.as_str() == r)
         .map(|s| (s, format!("secret name {r}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(changes: &str) -> Plan {
+        super::super::parse::parse(
+            &format!(r#"{{"format_version": "1.2", "resource_changes": [{changes}]}}"#),
+            "p.json",
+        )
+        .unwrap()
+    }
+
+    fn ecs(actions: &str, before: &str, after: &str) -> String {
+        format!(
+            r#"{{"address": "aws_ecs_service.s", "type": "aws_ecs_service", "name": "s",
+               "change": {{"actions": {actions}, "before": {before}, "after": {after}, "after_unknown": {{}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn what_redeploys_an_ecs_service() {
+        let cases = [
+            (r#"["create"]"#, "null", r#"{"name": "a"}"#, true),
+            (
+                r#"["delete", "create"]"#,
+                r#"{"name": "a"}"#,
+                r#"{"name": "a"}"#,
+                true,
+            ),
+            (
+                r#"["update"]"#,
+                r#"{"task_definition": "td:1"}"#,
+                r#"{"task_definition": "td:2"}"#,
+                true,
+            ),
+            (
+                r#"["update"]"#,
+                r#"{"force_new_deployment": true, "triggers": {"v": "1"}}"#,
+                r#"{"force_new_deployment": true, "triggers": {"v": "2"}}"#,
+                true,
+            ),
+            (
+                r#"["update"]"#,
+                r#"{"force_new_deployment": false, "triggers": {"v": "1"}}"#,
+                r#"{"force_new_deployment": false, "triggers": {"v": "2"}}"#,
+                false,
+            ),
+            (
+                r#"["update"]"#,
+                r#"{"desired_count": 1}"#,
+                r#"{"desired_count": 3}"#,
+                false,
+            ),
+            (
+                r#"["no-op"]"#,
+                r#"{"name": "a"}"#,
+                r#"{"name": "a"}"#,
+                false,
+            ),
+        ];
+        for (actions, before, after, want) in cases {
+            let p = plan(&ecs(actions, before, after));
+            assert_eq!(
+                redeploys(&p.changes[0]),
+                want,
+                "{actions} {before} → {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn offline_facts_name_the_resource_from_the_plan() {
+        let p = plan(
+            r#"{"address": "elasticstack_elasticsearch_security_api_key.k", "type": "elasticstack_elasticsearch_security_api_key",
+                "name": "k", "change": {"actions": ["create", "delete"], "before": {"name": "search-key", "encoded": "c2VjcmV0LXZhbHVlLTEyMw=="},
+                "after": {"name": "search-key"}, "after_unknown": {"encoded": true}, "before_sensitive": {"encoded": true}}}"#,
+        );
+        let facts = facts(&p, None, &Redactor::from_plan(&p));
+        let f = &facts[0];
+        assert!(f.offline && f.deletes && f.creates);
+        assert_eq!(f.kind, "es-api-key");
+        assert_eq!(f.action_detail, "replace, create-before-destroy");
+        assert_eq!(f.credential, "API key search-key");
+        assert_eq!(f.holders, "unknown consumers (--offline)");
+    }
+
+    #[test]
+    fn cluster_names_are_compared_without_their_arn() {
+        assert_eq!(
+            last_segment("arn:aws:ecs:eu-west-1:000000000000:cluster/catalogue"),
+            "catalogue"
+        );
+        assert_eq!(last_segment("catalogue:catalogue-api"), "catalogue-api");
+        assert_eq!(last_segment("catalogue-api"), "catalogue-api");
+    }
 }
