@@ -64,6 +64,17 @@ pub enum Error {
     )]
     SnapshotFile { path: PathBuf, message: String },
 
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+
+    #[error("{0}")]
+    #[diagnostic(
+        code(opsguard::plan_source),
+        help("say where the plan JSON comes from: `opsguard plan plan.json` (or `-` for stdin), or a [plan] section in opsguard.toml with `file = \"plan.json\"` or `command = [\"terraform\", \"show\", \"-json\", \"tfplan\"]`")
+    )]
+    PlanSource(String),
+
     #[error("cannot write {}", path.display())]
     #[diagnostic(
         code(opsguard::output),
@@ -85,7 +96,9 @@ impl Error {
             | Error::SnapshotFile { .. }
             | Error::Locked(_)
             | Error::Resume(_)
-            | Error::Output { .. } => exit::USAGE,
+            | Error::Output { .. }
+            | Error::Plan(_)
+            | Error::PlanSource(_) => exit::USAGE,
             Error::Snapshot(_) | Error::FingerprintKey { .. } => exit::PREFLIGHT_FAILED,
         }
     }

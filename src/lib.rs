@@ -26,6 +26,7 @@ pub mod exit;
 pub mod facts;
 pub mod guard;
 pub mod model;
+pub mod plan;
 pub mod providers;
 pub mod rehearse;
 pub mod remedy;

@@ -334,7 +334,7 @@ async fn junit_of_a_real_run_has_one_case_per_finding_and_fails_the_blocks() {
 }
 
 #[test]
-fn the_example_workflow_builds_gates_and_provisions_under_opsguard() {
+fn the_example_workflow_installs_gates_plans_and_provisions_under_opsguard() {
     let path = opsguard_testkit::ministack::workspace_root().join("examples/ci/github-actions.yml");
     let out = Cmd::new(python())
         .args([
@@ -363,20 +363,40 @@ fn the_example_workflow_builds_gates_and_provisions_under_opsguard() {
             .filter_map(|s| s["uses"].as_str().map(str::to_owned))
             .collect()
     };
-    assert!(runs("build")
+    // opsguard is installed from its own repository, not built from the checkout.
+    assert!(
+        runs("install")
+            .iter()
+            .any(|r| r.starts_with("cargo install --locked --git ")),
+        "{:#?}",
+        runs("install")
+    );
+    assert!(!runs("install").iter().any(|r| r.contains("cargo build")));
+    assert_eq!(jobs["gate"]["needs"], "install");
+    let gate = runs("gate");
+    assert!(gate
         .iter()
-        .any(|r| r == "cargo build --release --locked"));
-    assert!(uses("build")
+        .any(|r| r.starts_with("opsguard check")
+            && r.contains("--format sarif --output check.sarif")));
+    // The Terraform flow: plan, show -json, opsguard plan, SARIF uploaded.
+    assert!(gate
         .iter()
-        .any(|u| u.starts_with("actions/cache@")));
-    assert_eq!(jobs["gate"]["needs"], "build");
-    assert!(runs("gate").iter().any(|r| r.starts_with("opsguard check")));
+        .any(|r| r.contains("terraform plan") && r.contains("terraform show -json tfplan")));
+    assert!(gate.iter().any(|r| r.starts_with("opsguard plan ")
+        && r.contains("--format sarif --output plan.sarif")
+        && r.ends_with("plan.json")));
+    assert!(uses("gate")
+        .iter()
+        .any(|u| u.starts_with("github/codeql-action/upload-sarif@")));
+    assert_eq!(wf["permissions"]["security-events"], "write");
     assert_eq!(jobs["provision"]["needs"], "gate");
     let provision = runs("provision");
+    // --output instead of redirecting the script: its stdout stays its own.
     assert!(
         provision.iter().any(|r| r.starts_with(
-            "opsguard run --on-violation rollback --format junit --report report.json -- "
-        ) && r.contains("./scripts/provision.sh")),
+            "opsguard run --on-violation rollback --format junit --output junit.xml --report report.json -- "
+        ) && r.contains("./scripts/provision.sh")
+            && !r.contains('>')),
         "{provision:#?}"
     );
     let steps = jobs["provision"]["steps"].as_array().unwrap();

@@ -337,7 +337,7 @@ async fn the_hook_passes_on_a_healthy_environment_and_stops_a_push_on_a_broken_o
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .starts_with("args: origin "));
-    for step in ["rules test", "rules list", "check"] {
+    for step in ["rules test", "rules list", "check", "plan --if-configured"] {
         assert!(
             out.stderr
                 .contains(&format!("opsguard pre-push: opsguard {step}\n")),
@@ -395,10 +395,12 @@ fn pre_commit_hooks_run_check_and_rules_test_before_a_push() {
     for (id, entry) in [
         ("opsguard-check", "opsguard check"),
         ("opsguard-rules-test", "opsguard rules test"),
+        ("opsguard-plan", "opsguard plan --if-configured"),
     ] {
         let h = find(id);
         assert_eq!(h["entry"], entry);
-        assert_eq!(h["language"], "system");
+        // pre-commit builds opsguard from this repository (cargo install).
+        assert_eq!(h["language"], "rust");
         assert_eq!(h["pass_filenames"], false);
         assert_eq!(h["stages"], serde_json::json!(["pre-push"]));
         assert!(h["name"].is_string());

@@ -44,8 +44,13 @@ fn list_without_a_config_shows_the_builtin_pack() {
     let out = opsguard(dir.path()).args(["rules", "list"]).output();
     out.assert_code(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 9, "{}", out.stdout);
+    assert_eq!(lines.len(), 14, "{}", out.stdout);
     for id in [
+        "plan-credential-replaced",
+        "plan-password-changed",
+        "plan-secret-rotated-without-redeploy",
+        "plan-runs-provisioner",
+        "plan-desired-count-changed",
         "live-credential-broken",
         "secret-rotated-without-redeploy",
         "secret-out-of-sync",
@@ -140,7 +145,7 @@ fn the_config_adds_rule_paths_and_its_waivers_are_checked() {
     write(dir.path(), "opsguard.toml", CONFIG);
     let out = opsguard(dir.path()).args(["rules", "list"]).output();
     out.assert_code(0);
-    assert_eq!(out.stdout.lines().count(), 10, "{}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), 15, "{}", out.stdout);
     assert!(
         out.stdout.contains("(overrides built-in)"),
         "{}",

@@ -15,13 +15,17 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Also write the report to stdout in this format (human text always goes to stderr).
+    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Write the --format report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
@@ -41,5 +45,12 @@ pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
         }
     }
     report.finished_at = guard::now_rfc3339();
-    emit(&report, None, args.format, args.report.as_deref())
+    report.artifact = Some(super::config_artifact(&config.path));
+    emit(
+        &report,
+        None,
+        args.format,
+        args.report.as_deref(),
+        args.output.as_deref(),
+    )
 }

@@ -18,13 +18,17 @@ pub struct DiffArgs {
     /// The snapshot after the change.
     pub after: PathBuf,
 
-    /// Also write the report to stdout in this format (human text always goes to stderr).
+    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Write the --format report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 fn read(path: &Path) -> Result<Snapshot, Error> {
@@ -74,5 +78,15 @@ pub fn execute(config: Option<&Config>, args: DiffArgs) -> Result<u8, Error> {
     report.changes = crate::report::changes::between(&before, &after);
     let diff = crate::report::diff::text(&before, &after);
     report.finished_at = guard::now_rfc3339();
-    emit(&report, Some(&diff), args.format, args.report.as_deref())
+    // Live findings point at the config; without one, at the after snapshot.
+    report.artifact = Some(super::config_artifact(
+        config.map(|c| c.path.as_path()).unwrap_or(&args.after),
+    ));
+    emit(
+        &report,
+        Some(&diff),
+        args.format,
+        args.report.as_deref(),
+        args.output.as_deref(),
+    )
 }

@@ -4,8 +4,10 @@
 //! `git` at push time. From the repository root it runs `opsguard rules test`
 //! (a broken rule never reaches main), `opsguard rules list` (loads the config,
 //! the rules and the waivers: an expired waiver or an unknown rule id fails)
-//! and `opsguard check` (the steady-state rules on the configured
-//! environment), stopping at the first failure with that command's exit code.
+//! `opsguard check` (the steady-state rules on the configured environment)
+//! and `opsguard plan --if-configured` (the plan rules on the Terraform plan
+//! that `[plan]` in the config names, when it names one), stopping at the
+//! first failure with that command's exit code.
 //!
 //! Why these choices:
 //! * the hooks folder comes from `git rev-parse --git-path hooks`, so linked
@@ -55,8 +57,9 @@ pub struct HookArgs {
 #[derive(Debug, Subcommand)]
 pub enum HookCommand {
     /// Write the pre-push hook of the git repository in the current directory:
-    /// before every push it runs `opsguard rules test`, `opsguard rules list`
-    /// and `opsguard check` from the repository root.
+    /// before every push it runs `opsguard rules test`, `opsguard rules list`,
+    /// `opsguard check` and, when [plan] is configured, `opsguard plan` from
+    /// the repository root.
     #[command(after_help = EXIT_CODES)]
     Install(InstallArgs),
 }
@@ -188,7 +191,7 @@ pub fn install(dir: &Path, args: &InstallArgs, log: &mut dyn Write) -> Result<u8
     }
     let _ = writeln!(
         log,
-        "{} the pre-push hook {}: it runs `opsguard rules test`, `opsguard rules list` and `opsguard check` before each push",
+        "{} the pre-push hook {}: it runs `opsguard rules test`, `opsguard rules list`, `opsguard check` and (with [plan] configured) `opsguard plan` before each push",
         if unchanged { "already installed:" } else { "installed" },
         target.display()
     );
@@ -274,6 +277,9 @@ pub fn script(opsguard: Option<&Path>) -> String {
 #   opsguard rules list   loads the config, rules and waivers: an expired waiver
 #                         or an unknown rule id fails
 #   opsguard check        the steady-state rules on the configured environment
+#   opsguard plan --if-configured
+#                         when [plan] in the config says where the Terraform
+#                         plan JSON comes from: the plan rules on that plan
 # The config is $OPSGUARD_CONFIG when set (relative to the root), else
 # ./opsguard.toml. If {CHAINED} exists beside this file, it runs
 # first, with the same arguments and stdin, and a failure there stops the push.
@@ -333,6 +339,7 @@ step() {{
 step quiet rules test
 step quiet rules list
 step loud check
+step loud plan --if-configured
 echo "opsguard pre-push: all checks passed" >&2
 exit 0
 "#,

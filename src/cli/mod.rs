@@ -10,6 +10,7 @@ mod diff;
 mod hook;
 mod init;
 mod output;
+mod plan;
 mod rehearse;
 mod resume;
 mod rules;
@@ -27,7 +28,8 @@ use std::process::ExitCode;
 const EXIT_CODES: &str = "\
 Exit codes:
   0   no blocking violation (run: the command exited 0)
-  N   no blocking violation, the command exited N (passed through)
+  N   no blocking violation, the command exited N (passed through; a command's
+      own 2 or 10-13 becomes 1, so those codes are always opsguard's verdict)
   1   rules test: a rule's test case failed
   2   usage or configuration error; nothing was run
   10  blocking violation; remedy applied and verified by a fresh snapshot
@@ -42,7 +44,9 @@ const RUN_EXIT_CODES: &str = "\
 Exit codes:
   0   no blocking violation, the command exited 0
   N   no blocking violation, the command exited N (passed through; 128+signal
-      if a signal killed it); also mode warn, whatever was found
+      if a signal killed it); also mode warn, whatever was found. A command
+      exiting 2, 10, 11, 12 or 13 gives 1 instead, so those codes are always
+      opsguard's verdict (the report's command_exit keeps the real code)
   2   usage or configuration error, a rule or waiver that does not load, or
       another run holds the lock; nothing was run
   10  blocking violation; remedy applied and verified by a fresh snapshot
@@ -146,6 +150,9 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// Finish an interrupted remedy from its journal, and verify it.
     Resume(resume::ResumeArgs),
+    /// Judge a Terraform plan (`terraform show -json`) against the live
+    /// credential graph before it is applied.
+    Plan(plan::PlanArgs),
     /// Install the git pre-push hook that runs opsguard's checks before a push.
     Hook(hook::HookArgs),
     /// Write a first opsguard.toml from the ECS clusters, services and
@@ -175,6 +182,7 @@ pub fn command() -> clap::Command {
             .mut_subcommand("test", |c| c.after_help(RULES_TEST_EXIT_CODES))
         })
         .mut_subcommand("resume", |c| c.after_help(RESUME_EXIT_CODES))
+        .mut_subcommand("plan", |c| c.after_help(plan::EXIT_CODES))
         .mut_subcommand("hook", |c| c.after_help(hook::EXIT_CODES))
         .mut_subcommand("init", |c| c.after_help(init::EXIT_CODES))
         .mut_subcommand("completions", |c| c.after_help(completions::EXIT_CODES))
@@ -276,6 +284,14 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(resume::execute(&config, args))
         }
+        Command::Plan(args) if args.offline => {
+            let config = offline_config(&cli.config)?;
+            runtime()?.block_on(plan::execute(config.as_ref(), args))
+        }
+        Command::Plan(args) => {
+            let config = Config::load(&cli.config, &env)?;
+            runtime()?.block_on(plan::execute(Some(&config), args))
+        }
         Command::Run(args) => {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(run::execute(&config, args))
@@ -347,6 +363,27 @@ pub fn fingerprint_key(dir: &Path) -> Result<crate::snapshot::fingerprint::Finge
 /// (the layout is [`crate::state`]'s).
 pub fn state_dir(config: &Config) -> PathBuf {
     crate::state::beside(&config.path)
+}
+
+/// The file live findings point at in SARIF: the config, relative to the
+/// working directory where it can be (code scanning wants repository paths).
+pub fn config_artifact(path: &Path) -> crate::report::model::Artifact {
+    crate::report::model::Artifact {
+        uri: relative_to_cwd(path),
+        lines: Default::default(),
+    }
+}
+
+/// `path` relative to the working directory when it lies below it.
+pub fn relative_to_cwd(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        return path.display().to_string();
+    };
+    cwd.and_then(|c| abs.strip_prefix(&c).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| abs.display().to_string())
 }
 
 /// Write to a file atomically: a reader never sees half a snapshot.

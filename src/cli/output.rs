@@ -1,5 +1,6 @@
 //! Where a report goes: the human text to stderr, the `--format` rendering
-//! to stdout, and JSON to `--report FILE`. Under GitHub Actions
+//! to stdout (or to `--output FILE`, so it never mixes with a wrapped
+//! command's own stdout), and JSON to `--report FILE`. Under GitHub Actions
 //! (`GITHUB_ACTIONS=true`) also one annotation per finding on stderr and the
 //! Markdown report appended to `$GITHUB_STEP_SUMMARY` (see
 //! [`crate::report::github`]).
@@ -11,11 +12,41 @@ use crate::report::{github, Format};
 use std::io::Write;
 use std::path::Path;
 
+/// Where the `--format` rendering goes and what every output passes through.
+#[derive(Clone, Copy, Default)]
+pub struct Sink<'a> {
+    /// `--output FILE`: the `--format` report goes there instead of stdout.
+    pub output: Option<&'a Path>,
+    /// Applied to every rendered text before it is written (`plan` removes
+    /// sensitive plan values with it).
+    pub filter: Option<&'a dyn Fn(&str) -> String>,
+}
+
 pub fn emit(
     report: &Report,
     diff: Option<&str>,
     format: Format,
     report_file: Option<&Path>,
+    output: Option<&Path>,
+) -> Result<u8, Error> {
+    emit_to(
+        report,
+        diff,
+        format,
+        report_file,
+        Sink {
+            output,
+            filter: None,
+        },
+    )
+}
+
+pub fn emit_to(
+    report: &Report,
+    diff: Option<&str>,
+    format: Format,
+    report_file: Option<&Path>,
+    sink: Sink<'_>,
 ) -> Result<u8, Error> {
     // Names and messages come from the environment and from files: no
     // newline or control character in them may start a line of its own
@@ -26,17 +57,29 @@ pub fn emit(
     let safe_diff =
         diff.map(|d| crate::report::escape::lines(d, crate::report::escape::MAX_DOC_VALUE));
     let diff = safe_diff.as_deref();
-    let human = crate::report::render(Format::Human, report, diff, super::colour());
+    let filter = |s: String| match sink.filter {
+        Some(f) => f(&s),
+        None => s,
+    };
+    let human = filter(crate::report::render(
+        Format::Human,
+        report,
+        diff,
+        super::colour(),
+    ));
     eprint!("{human}");
     if !human.ends_with('\n') {
         eprintln!();
     }
     let env = |k: &str| std::env::var(k).ok();
     if github::detected(&env) {
-        github_actions(report, diff, &env);
+        github_actions(report, diff, &env, &filter);
     }
-    if format != Format::Human {
-        let text = crate::report::render(format, report, diff, false);
+    if let Some(path) = sink.output {
+        let text = filter(crate::report::render(format, report, diff, false));
+        write_atomically(path, text.as_bytes())?;
+    } else if format != Format::Human {
+        let text = filter(crate::report::render(format, report, diff, false));
         let mut out = std::io::stdout().lock();
         if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -48,7 +91,7 @@ pub fn emit(
         }
     }
     if let Some(path) = report_file {
-        let json = crate::report::render(Format::Json, report, diff, false);
+        let json = filter(crate::report::render(Format::Json, report, diff, false));
         write_atomically(path, json.as_bytes())?;
     }
     Ok(report.exit_code)
@@ -58,9 +101,14 @@ pub fn emit(
 /// commands from both), then the step summary. A summary that cannot be
 /// written is said, as a warning annotation, and does not change the exit
 /// code: the verdict is the contract, the summary a convenience.
-fn github_actions(report: &Report, diff: Option<&str>, env: &dyn Fn(&str) -> Option<String>) {
+fn github_actions(
+    report: &Report,
+    diff: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    filter: &dyn Fn(String) -> String,
+) {
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(github::annotations(report).as_bytes());
+    let _ = err.write_all(filter(github::annotations(report)).as_bytes());
     let Some(path) = env("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return;
     };
@@ -68,7 +116,7 @@ fn github_actions(report: &Report, diff: Option<&str>, env: &dyn Fn(&str) -> Opt
         .create(true)
         .append(true)
         .open(&path)
-        .and_then(|mut f| f.write_all(github::step_summary(report, diff).as_bytes()));
+        .and_then(|mut f| f.write_all(filter(github::step_summary(report, diff)).as_bytes()));
     if let Err(e) = appended {
         let _ = writeln!(
             err,

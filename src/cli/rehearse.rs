@@ -34,6 +34,10 @@ pub struct RehearseArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Write the --format report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
     /// The command to rehearse, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -57,5 +61,6 @@ pub async fn execute(config: &Config, args: RehearseArgs) -> Result<u8, Error> {
         r.diff.as_deref(),
         args.format,
         args.report.as_deref(),
+        args.output.as_deref(),
     )
 }

@@ -18,13 +18,17 @@ pub struct ResumeArgs {
     #[arg(long, value_name = "SECS")]
     pub stable_timeout: Option<u64>,
 
-    /// Also write the report to stdout in this format (human text always goes to stderr).
+    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Write the --format report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
@@ -49,5 +53,13 @@ pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
             .unwrap_or(config.remedies.stable_timeout),
     )
     .await?;
-    emit(&report, None, args.format, args.report.as_deref())
+    let mut report = report;
+    report.artifact = Some(super::config_artifact(&config.path));
+    emit(
+        &report,
+        None,
+        args.format,
+        args.report.as_deref(),
+        args.output.as_deref(),
+    )
 }

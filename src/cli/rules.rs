@@ -230,7 +230,7 @@ paths = ["my-rules"]
         let ran = run(None, RulesCommand::List);
         assert_eq!(ran.code.unwrap(), exit::OK);
         let lines: Vec<&str> = ran.out.lines().collect();
-        assert_eq!(lines.len(), 9, "{}", ran.out);
+        assert_eq!(lines.len(), 14, "{}", ran.out);
         assert!(
             lines[0].starts_with("ID ")
                 && lines[0].contains("SEVERITY")
@@ -278,7 +278,7 @@ paths = ["my-rules"]
             "{} (overrides built-in)",
             mine.join("scale.toml").display()
         )));
-        assert_eq!(ran.out.lines().count(), 10);
+        assert_eq!(ran.out.lines().count(), 15);
     }
 
     #[test]

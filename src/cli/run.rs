@@ -35,13 +35,17 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub on_violation: Option<ModeArg>,
 
-    /// Also write the report to stdout in this format (human text always goes to stderr).
+    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Write the --format report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 
     /// How long a redeploy may take to become stable, in seconds
     /// (default: [remedies] stable_timeout_seconds, 600).
@@ -105,6 +109,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
                 r.diff.as_deref(),
                 args.format,
                 args.report.as_deref(),
+                args.output.as_deref(),
             );
         }
         rehearsal = r.report.rehearsal;
@@ -131,10 +136,12 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
         );
         result.report.rehearsal = Some(r);
     }
+    result.report.artifact = Some(super::config_artifact(&config.path));
     emit(
         &result.report,
         result.diff.as_deref(),
         args.format,
         args.report.as_deref(),
+        args.output.as_deref(),
     )
 }

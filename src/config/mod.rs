@@ -38,6 +38,8 @@ pub struct Config {
     pub remedies: RemediesConfig,
     /// `[rehearse]`: how `opsguard rehearse` builds its shadow.
     pub rehearse: RehearseConfig,
+    /// `[plan]`: how to obtain the Terraform plan JSON, if configured.
+    pub plan: Option<PlanConfig>,
 }
 
 /// How the rehearsal shadow is built (`[rehearse]`, all optional).
@@ -63,6 +65,15 @@ impl Default for RehearseConfig {
             es_url_env: vec!["ES_URL".to_owned(), "ELASTICSEARCH_URL".to_owned()],
         }
     }
+}
+
+/// Where the plan JSON comes from (`[plan]`): a file, or a command whose
+/// stdout is the JSON (e.g. `terraform show -json tfplan`), run in `dir`.
+/// Paths are relative to the config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanConfig {
+    File(PathBuf),
+    Command { argv: Vec<String>, dir: PathBuf },
 }
 
 /// How remedies behave (`[remedies]`, all optional).
@@ -744,8 +755,31 @@ impl Config {
         };
 
         let rehearse = rehearse_config(raw.rehearse, &err)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let plan = match raw.plan {
+            None => None,
+            Some(p) => {
+                let span = p.span();
+                let p = p.into_inner();
+                match (p.file, p.command) {
+                    (Some(f), None) if p.dir.is_none() => Some(PlanConfig::File(base.join(f))),
+                    (None, Some(argv)) if !argv.is_empty() && !argv[0].is_empty() => Some(PlanConfig::Command {
+                        argv,
+                        dir: base.join(p.dir.unwrap_or_default()),
+                    }),
+                    _ => {
+                        return Err(err(
+                            span,
+                            "[plan] needs exactly one of `file` or `command` (and `dir` only with `command`)".into(),
+                            Some("file = \"plan.json\", or command = [\"terraform\", \"show\", \"-json\", \"tfplan\"] with dir = \"infra\"".into()),
+                        ))
+                    }
+                }
+            }
+        };
 
         Ok(Config {
+            plan,
             path: path.to_owned(),
             elasticsearch: EsConfig {
                 url,

@@ -16,6 +16,7 @@ pub(super) struct RawConfig {
     pub environments: Option<RawEnvironments>,
     pub remedies: Option<RawRemedies>,
     pub rehearse: Option<RawRehearse>,
+    pub plan: Option<Spanned<RawPlan>>,
     #[serde(default)]
     pub waivers: Vec<Spanned<RawWaiver>>,
 }
@@ -113,4 +114,13 @@ pub(super) struct RawRehearse {
     #[serde(default)]
     pub extra_secrets: Vec<String>,
     pub es_url_env: Option<Vec<String>>,
+}
+
+/// `[plan]`: where `opsguard plan` (and the pre-push hook) gets the plan JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlan {
+    pub file: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub dir: Option<String>,
 }

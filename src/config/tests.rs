@@ -403,7 +403,8 @@ fn max_concurrency_defaults_and_bounds() {
     assert_eq!(c.elasticsearch.max_concurrency, 2);
 
     for bad in ["0", "-3", "257"] {
-        let text = DOCUMENTED_EXAMPLE.replace("[aws]\n", &format!("[aws]\nmax_concurrency = {bad}\n"));
+        let text =
+            DOCUMENTED_EXAMPLE.replace("[aws]\n", &format!("[aws]\nmax_concurrency = {bad}\n"));
         let e = err_line(&text);
         assert!(
             e.contains("opsguard.toml:9:")

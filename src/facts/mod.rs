@@ -2,4 +2,5 @@
 //! per credential, service and secret (see [`model`]). Rules read facts only.
 
 pub mod build;
+pub mod change;
 pub mod model;

@@ -152,7 +152,8 @@ pub async fn run(
     let command_ended = std::time::Instant::now();
     report.command_exit = ended.code;
     report.command_signal = ended.signal_name();
-    let passthrough = ended.shell_code();
+    // A command's own 2, 10-13 would read as opsguard's verdict: folded to 1.
+    let passthrough = exit::fold_command_exit(ended.shell_code());
 
     failpoint_at("after-command");
 
@@ -233,6 +234,16 @@ pub async fn run(
         (true, Mode::Block) => (Outcome::Violated, exit::VIOLATION),
         (true, Mode::Rollback | Mode::Redeploy) => (Outcome::Violated, exit::VIOLATION),
     };
+    if passthrough != ended.shell_code() && report.exit_code == passthrough {
+        let note = format!(
+            "the command exited {}, a code opsguard uses for its own verdicts; opsguard exits 1 instead (command_exit keeps {})",
+            ended.shell_code(),
+            ended.shell_code()
+        );
+        eprintln!("opsguard: {note}");
+        report.notes.push(note);
+        report.command_exit_folded = true;
+    }
 
     // 5. The remedy, journalled, then proven by a fresh snapshot.
     if blocking && matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {

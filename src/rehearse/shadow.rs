@@ -369,6 +369,7 @@ fn shadow_config(
         environment_prefixes: config.environment_prefixes.clone(),
         remedies: config.remedies.clone(),
         rehearse: config.rehearse.clone(),
+        plan: None,
     }
 }
 

@@ -223,6 +223,8 @@ pub fn plan(
                     Remedy::Redeploy => p.cannot(format!("{}: the service no longer exists", f.target)),
                 }
             }
+            // Plan findings are judged before apply: there is nothing to remedy.
+            Each::Changes => {}
             Each::Secrets => {
                 let name = SecretName::new(f.target.as_str());
                 match wanted {

@@ -23,6 +23,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod sarif;
 pub mod verdict;
 
 mod short;
@@ -44,6 +45,8 @@ pub enum Format {
     Markdown,
     /// JUnit XML, one test case per rule × target, for CI test reporters.
     Junit,
+    /// SARIF 2.1.0, for GitHub code scanning and other SARIF consumers.
+    Sarif,
 }
 
 /// Render `report` in `format`. `diff` ([`diff::text`]) is shown by the human
@@ -54,6 +57,7 @@ pub fn render(format: Format, report: &Report, diff: Option<&str>, colour: bool)
         Format::Json => json::render(report),
         Format::Markdown => markdown::render(report, diff),
         Format::Junit => junit::render(report),
+        Format::Sarif => sarif::render(report),
     }
 }
 
@@ -101,7 +105,7 @@ mod tests {
             .iter()
             .map(|f| f.to_possible_value().unwrap().get_name().to_owned())
             .collect();
-        assert_eq!(names, ["human", "json", "markdown", "junit"]);
+        assert_eq!(names, ["human", "json", "markdown", "junit", "sarif"]);
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub struct Report {
     /// `rehearse` and `run --rehearse`: the shadow the command ran against.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rehearsal: Option<Rehearsal>,
+    /// `run`: the wrapped command exited with a code opsguard's verdicts use
+    /// (2, 10-13), so opsguard exited 1 instead (`command_exit` keeps the real code).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub command_exit_folded: bool,
+    /// Where findings point, for SARIF; not part of the JSON report.
+    #[serde(skip)]
+    pub artifact: Option<Artifact>,
 }
 
 /// What a rehearsal ran against and whether the live environment stayed put.
@@ -93,6 +100,16 @@ pub struct RehearsalSeeded {
     pub clusters: usize,
     pub task_definitions: usize,
     pub services: usize,
+}
+
+/// The file a report's findings are about (the plan file for `plan`, the
+/// config for live findings), and the line of each target in it, where known.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Artifact {
+    /// A path, relative to the working directory where it can be.
+    pub uri: String,
+    /// Target → 1-based line.
+    pub lines: std::collections::BTreeMap<String, usize>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

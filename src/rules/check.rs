@@ -259,6 +259,7 @@ impl Checker<'_> {
                     super::Each::Credentials,
                     super::Each::Services,
                     super::Each::Secrets,
+                    super::Each::Changes,
                 ]
                 .into_iter()
                 .find(|each| each.var() == name);

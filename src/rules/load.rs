@@ -12,6 +12,7 @@ use super::error::{InvalidKind, RuleError};
 use super::schema::{FactItem, Schema};
 use super::template::Template;
 use super::{Compiled, Each, Expect, Remedy, Rule, RuleTest, Severity, TestFacts};
+use crate::facts::change::ChangeFact;
 use crate::facts::model::{CredentialFact, SecretFact, ServiceFact};
 use include_dir::{include_dir, Dir};
 use serde::Deserialize;
@@ -209,6 +210,7 @@ pub(crate) fn parse_rule(origin: Origin, text: &str) -> Result<Rule, RuleError> 
         Each::Credentials => rule.test_eval(&CredentialFact::default()),
         Each::Services => rule.test_eval(&ServiceFact::default()),
         Each::Secrets => rule.test_eval(&SecretFact::default()),
+        Each::Changes => rule.test_eval(&ChangeFact::default()),
     };
     if let Err(message) = default {
         let span = when_start..when_start + when.trim_end().len();
@@ -313,6 +315,7 @@ fn test_facts(each: Each, doc: &DeTable<'_>, index: usize) -> Result<TestFacts, 
         Each::Credentials => TestFacts::Credential(Box::new(read(facts)?)),
         Each::Services => TestFacts::Service(Box::new(read(facts)?)),
         Each::Secrets => TestFacts::Secret(Box::new(read(facts)?)),
+        Each::Changes => TestFacts::Change(Box::new(read(facts)?)),
     })
 }
 

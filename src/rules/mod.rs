@@ -32,6 +32,7 @@ mod value;
 pub use error::{InvalidKind, InvalidRule, RuleError};
 
 use crate::config::Waiver;
+use crate::facts::change::ChangeFact;
 use crate::facts::model::{CredentialFact, Facts, SecretFact, ServiceFact};
 use schema::FactItem;
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,8 @@ pub enum Each {
     Credentials,
     Services,
     Secrets,
+    /// Resource changes of a Terraform plan (`opsguard plan`).
+    Changes,
 }
 
 impl Each {
@@ -89,6 +92,7 @@ impl Each {
             Each::Credentials => "credentials",
             Each::Services => "services",
             Each::Secrets => "secrets",
+            Each::Changes => "changes",
         }
     }
 
@@ -98,6 +102,7 @@ impl Each {
             Each::Credentials => "credential",
             Each::Services => "service",
             Each::Secrets => "secret",
+            Each::Changes => "change",
         }
     }
 }
@@ -154,6 +159,7 @@ pub enum TestFacts {
     Credential(Box<CredentialFact>),
     Service(Box<ServiceFact>),
     Secret(Box<SecretFact>),
+    Change(Box<ChangeFact>),
 }
 
 /// One `[[test]]` of a rule.
@@ -326,6 +332,17 @@ impl RuleSet {
         Ok(findings)
     }
 
+    /// The `each = "changes"` rules over a plan's resource changes, sorted
+    /// as [`evaluate`](Self::evaluate) sorts.
+    pub fn evaluate_changes(&self, changes: &[ChangeFact]) -> Result<Vec<Finding>, RuleError> {
+        let mut findings = Vec::new();
+        self.evaluate_items(changes, &mut findings)?;
+        findings.sort_by(|a, b| {
+            (a.severity.rank(), &a.rule, &a.target).cmp(&(b.severity.rank(), &b.rule, &b.target))
+        });
+        Ok(findings)
+    }
+
     fn evaluate_items<F: FactItem>(
         &self,
         items: &[F],
@@ -384,6 +401,7 @@ impl RuleSet {
                     TestFacts::Credential(f) => rule.test_eval(f.as_ref()),
                     TestFacts::Service(f) => rule.test_eval(f.as_ref()),
                     TestFacts::Secret(f) => rule.test_eval(f.as_ref()),
+                    TestFacts::Change(f) => rule.test_eval(f.as_ref()),
                 }
                 .map(|fired| if fired { Expect::Fire } else { Expect::Pass });
                 run.results.push(TestResult {

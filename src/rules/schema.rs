@@ -7,6 +7,7 @@
 //! removed stops loading instead of silently never firing.
 
 use super::Each;
+use crate::facts::change::ChangeFact;
 use crate::facts::model::{CredentialFact, SecretFact, ServiceFact};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -39,18 +40,20 @@ pub(crate) struct Schema {
 
 impl Schema {
     pub(crate) fn of(each: Each) -> &'static Schema {
-        static SCHEMAS: OnceLock<[Schema; 3]> = OnceLock::new();
+        static SCHEMAS: OnceLock<[Schema; 4]> = OnceLock::new();
         let all = SCHEMAS.get_or_init(|| {
             [
                 build::<CredentialFact>(Each::Credentials),
                 build::<ServiceFact>(Each::Services),
                 build::<SecretFact>(Each::Secrets),
+                build::<ChangeFact>(Each::Changes),
             ]
         });
         match each {
             Each::Credentials => &all[0],
             Each::Services => &all[1],
             Each::Secrets => &all[2],
+            Each::Changes => &all[3],
         }
     }
 
@@ -110,6 +113,17 @@ impl FactItem for SecretFact {
     }
     fn consumers(&self) -> Vec<String> {
         self.consumers.clone()
+    }
+}
+
+impl FactItem for ChangeFact {
+    const EACH: Each = Each::Changes;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    /// The consumers a plan change would break: the live ones.
+    fn consumers(&self) -> Vec<String> {
+        self.live_consumers.clone()
     }
 }
 

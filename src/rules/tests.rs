@@ -247,6 +247,16 @@ fn the_builtin_pack_is_the_contract() {
                 Credentials,
                 vec![Rollback, Redeploy]
             ),
+            ("plan-credential-replaced", Block, Changes, vec![]),
+            ("plan-desired-count-changed", Warn, Changes, vec![]),
+            ("plan-password-changed", Block, Changes, vec![]),
+            ("plan-runs-provisioner", Warn, Changes, vec![]),
+            (
+                "plan-secret-rotated-without-redeploy",
+                Block,
+                Changes,
+                vec![]
+            ),
             ("secret-out-of-sync", Block, Credentials, vec![Rollback]),
             (
                 "secret-rotated-without-redeploy",
@@ -864,7 +874,7 @@ fn duplicate_ids_across_user_directories_are_an_error() {
     assert_eq!(err.invalid_kind(), Some(InvalidKind::DuplicateId));
     // The same directory twice is read once.
     let set = RuleSet::load(&[one.path().to_owned(), one.path().join(".")]).unwrap();
-    assert_eq!(set.rules().len(), 9);
+    assert_eq!(set.rules().len(), 14);
 }
 
 #[test]
@@ -883,7 +893,7 @@ fn a_user_rule_overrides_the_builtin_with_its_id() {
         ("notes.txt", "not a rule"),
     ]);
     let set = RuleSet::load(&[dir.path().to_owned()]).unwrap();
-    assert_eq!(set.rules().len(), 9);
+    assert_eq!(set.rules().len(), 14);
     let ids: Vec<&str> = set.rules().iter().map(|r| r.id.as_str()).collect();
     let mut sorted = ids.clone();
     sorted.sort();
@@ -1063,7 +1073,12 @@ fn a_waiver_marks_only_its_rule_and_target() {
 /// Every fact of every kind reaches CEL, with its value.
 #[test]
 fn every_fact_reaches_the_condition() {
-    for each in [Each::Credentials, Each::Services, Each::Secrets] {
+    for each in [
+        Each::Credentials,
+        Each::Services,
+        Each::Secrets,
+        Each::Changes,
+    ] {
         let schema = schema::Schema::of(each);
         let when = schema
             .fields
@@ -1079,6 +1094,7 @@ fn every_fact_reaches_the_condition() {
             Each::Credentials => rule.test_eval(&CredentialFact::default()),
             Each::Services => rule.test_eval(&ServiceFact::default()),
             Each::Secrets => rule.test_eval(&SecretFact::default()),
+            Each::Changes => rule.test_eval(&crate::facts::change::ChangeFact::default()),
         };
         assert_eq!(fired, Ok(true), "{each}");
     }
