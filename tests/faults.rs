@@ -404,9 +404,9 @@ async fn every_injected_fault_fails_closed() {
             Fault::Status(429),
         ),
         (&es, Match::path("GET", "/"), Fault::Status(500)),
-        (&aws, Match::aws("ListSecretVersionIds"), Fault::AwsInternal),
+        (&aws, Match::aws("ListSecrets"), Fault::AwsInternal),
         (&aws, Match::aws("DescribeServices"), Fault::AwsThrottling),
-        (&aws, Match::aws("DescribeSecret"), Fault::AwsInternal),
+        (&aws, Match::aws("BatchGetSecretValue"), Fault::AwsInternal),
     ];
     let mut tried = 0;
     for (proxy, when, fault) in faults {

