@@ -95,6 +95,10 @@ fn plan_cmd(env: &Env, plan: &Value, args: &[&str]) -> (Output, Value) {
         .output();
     let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
         .unwrap_or(Value::Null);
+    if !json.is_null() {
+        // Every report a test makes matches the documented schema.
+        opsguard_testkit::schema::assert_conforms(opsguard_testkit::schema::Schema::Report, &json);
+    }
     (out, json)
 }
 

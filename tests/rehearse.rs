@@ -43,6 +43,10 @@ fn opsguard(env: &Env, args: &[&str], cmd: &[&str]) -> (Output, Value, String) {
         .output();
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if !json.is_null() {
+        // Every report a test makes matches the documented schema.
+        opsguard_testkit::schema::assert_conforms(opsguard_testkit::schema::Schema::Report, &json);
+    }
     (out, json, text)
 }
 
@@ -208,6 +212,23 @@ async fn a_proper_rotation_rehearsed_predicts_nothing() {
     // ... and not live.
     assert_before_state(&env, &["search"]).await;
     no_leak(&env, &out, &text);
+}
+
+#[tokio::test]
+async fn a_command_exit_code_that_collides_with_a_verdict_is_folded_to_1() {
+    let env = setup().await;
+    rehearsable(&env, "");
+    let (out, report, _) = opsguard(&env, &["rehearse"], &["sh", "-c", "exit 11"]);
+    // 11 would read as "blocking violations predicted".
+    out.assert_code(1);
+    assert_eq!(report["outcome"], "ok", "{report:#}");
+    assert_eq!(report["command_exit"], 11, "{report:#}");
+    assert_eq!(report["command_exit_folded"], true, "{report:#}");
+    assert!(
+        out.stderr.contains("opsguard exits 1 instead"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]

@@ -295,7 +295,17 @@ pub async fn rehearse(
                 report.exit_code = exit::VIOLATION;
             } else {
                 report.outcome = Outcome::Ok;
-                report.exit_code = passthrough;
+                // As `run` does: a command's own 2 or 10-13 must not read as
+                // opsguard's verdict.
+                report.exit_code = exit::fold_command_exit(passthrough);
+                if report.exit_code != passthrough {
+                    let note = format!(
+                        "the command exited {passthrough}, a code opsguard uses for its own verdicts; opsguard exits 1 instead (command_exit keeps {passthrough})"
+                    );
+                    eprintln!("opsguard: {note}");
+                    report.notes.push(note);
+                    report.command_exit_folded = true;
+                }
             }
             rehearsal.live_changes = changes;
         }
