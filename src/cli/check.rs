@@ -2,30 +2,18 @@
 //! pre-push hook or a CI gate. Exit 0, 11 on a blocking violation, 13 when
 //! the environment cannot be snapshotted.
 
-use super::output::emit;
 use super::state_dir;
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit;
 use crate::guard::{self, Policy};
 use crate::report::model::Outcome;
-use crate::report::Format;
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Write the --format report to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::output::ReportArgs,
 }
 
 pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
@@ -46,11 +34,5 @@ pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
     }
     report.finished_at = guard::now_rfc3339();
     report.artifact = Some(super::config_artifact(&config.path));
-    emit(
-        &report,
-        None,
-        args.format,
-        args.report.as_deref(),
-        args.output.as_deref(),
-    )
+    args.out.emit(&report, None)
 }

@@ -2,11 +2,9 @@
 //! offline. No secret values exist in snapshots, so a before-value cannot be
 //! re-probed: where a value changed, `before_value_after` is `unknown`.
 
-use super::output::emit;
 use crate::config::Config;
 use crate::error::Error;
 use crate::guard::{self, Policy};
-use crate::report::Format;
 use crate::snapshot::model::{Snapshot, SCHEMA};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -18,17 +16,8 @@ pub struct DiffArgs {
     /// The snapshot after the change.
     pub after: PathBuf,
 
-    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Write the --format report to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::output::ReportArgs,
 }
 
 fn read(path: &Path) -> Result<Snapshot, Error> {
@@ -82,11 +71,5 @@ pub fn execute(config: Option<&Config>, args: DiffArgs) -> Result<u8, Error> {
     report.artifact = Some(super::config_artifact(
         config.map(|c| c.path.as_path()).unwrap_or(&args.after),
     ));
-    emit(
-        &report,
-        Some(&diff),
-        args.format,
-        args.report.as_deref(),
-        args.output.as_deref(),
-    )
+    args.out.emit(&report, Some(&diff))
 }

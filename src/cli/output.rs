@@ -22,6 +22,36 @@ pub struct Sink<'a> {
     pub filter: Option<&'a dyn Fn(&str) -> String>,
 }
 
+/// The three flags of every subcommand that writes a report: the same
+/// words, defaults and help everywhere.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+
+    /// Write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+
+    /// Write the --format report to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+impl ReportArgs {
+    /// Write `report` where these flags say; the exit code is the report's.
+    pub fn emit(&self, report: &Report, diff: Option<&str>) -> Result<u8, Error> {
+        emit(
+            report,
+            diff,
+            self.format,
+            self.report.as_deref(),
+            self.output.as_deref(),
+        )
+    }
+}
+
 pub fn emit(
     report: &Report,
     diff: Option<&str>,

@@ -11,7 +11,6 @@ use crate::exit;
 use crate::guard;
 use crate::plan::{self, PlanError, Redactor};
 use crate::report::model::{Artifact, Outcome};
-use crate::report::Format;
 use crate::rules::RuleSet;
 use clap::Args;
 use std::io::Read;
@@ -48,17 +47,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub if_configured: bool,
 
-    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Write the --format report to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::output::ReportArgs,
 }
 
 /// Where the plan JSON was read from.
@@ -171,10 +161,10 @@ pub async fn execute(config: Option<&Config>, args: PlanArgs) -> Result<u8, Erro
     emit_to(
         &report,
         None,
-        args.format,
-        args.report.as_deref(),
+        args.out.format,
+        args.out.report.as_deref(),
         Sink {
-            output: args.output.as_deref(),
+            output: args.out.output.as_deref(),
             filter: Some(&filter),
         },
     )

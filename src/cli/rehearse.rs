@@ -1,15 +1,12 @@
 //! `opsguard rehearse -- CMD [ARGS...]`: run the command against a shadow of
 //! the live environment and report what it would break (see `crate::rehearse`).
 
-use super::output::emit;
 use super::state_dir;
 use crate::config::Config;
 use crate::error::Error;
 use crate::guard::{self, Policy};
-use crate::report::Format;
 use clap::Args;
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -26,17 +23,8 @@ Exit codes:
 
 #[derive(Debug, Args)]
 pub struct RehearseArgs {
-    /// Also write the report to stdout in this format (human text always goes to stderr).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Write the --format report to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::output::ReportArgs,
 
     /// The command to rehearse, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -56,11 +44,5 @@ pub async fn execute(config: &Config, args: RehearseArgs) -> Result<u8, Error> {
         "",
     )
     .await?;
-    emit(
-        &r.report,
-        r.diff.as_deref(),
-        args.format,
-        args.report.as_deref(),
-        args.output.as_deref(),
-    )
+    args.out.emit(&r.report, r.diff.as_deref())
 }

@@ -1,13 +1,10 @@
 //! `opsguard resume RUN_ID`: finish an interrupted remedy and verify it.
 
-use super::output::emit;
 use super::state_dir;
 use crate::config::Config;
 use crate::error::Error;
 use crate::guard::{self, Policy};
-use crate::report::Format;
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
@@ -18,17 +15,8 @@ pub struct ResumeArgs {
     #[arg(long, value_name = "SECS")]
     pub stable_timeout: Option<u64>,
 
-    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Write the --format report to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::output::ReportArgs,
 }
 
 pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
@@ -55,11 +43,5 @@ pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
     .await?;
     let mut report = report;
     report.artifact = Some(super::config_artifact(&config.path));
-    emit(
-        &report,
-        None,
-        args.format,
-        args.report.as_deref(),
-        args.output.as_deref(),
-    )
+    args.out.emit(&report, None)
 }

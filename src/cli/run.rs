@@ -1,14 +1,11 @@
 //! `opsguard run -- CMD [ARGS...]`
 
-use super::output::emit;
 use super::state_dir;
 use crate::config::{Config, Mode};
 use crate::error::Error;
 use crate::guard::{self, run::RunOptions, Policy};
-use crate::report::Format;
 use clap::{Args, ValueEnum};
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ModeArg {
@@ -35,17 +32,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub on_violation: Option<ModeArg>,
 
-    /// Also write the report in this format: to stdout, or to --output FILE (human text always goes to stderr).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-
-    /// Write the --format report to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::output::ReportArgs,
 
     /// How long a redeploy may take to become stable, in seconds
     /// (default: [remedies] stable_timeout_seconds, 600).
@@ -104,13 +92,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
                 "--rehearse: the rehearsal did not clear the command, so it was NOT run for real"
                     .into(),
             );
-            return emit(
-                &report,
-                r.diff.as_deref(),
-                args.format,
-                args.report.as_deref(),
-                args.output.as_deref(),
-            );
+            return args.out.emit(&report, r.diff.as_deref());
         }
         rehearsal = r.report.rehearsal;
     }
@@ -137,11 +119,5 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
         result.report.rehearsal = Some(r);
     }
     result.report.artifact = Some(super::config_artifact(&config.path));
-    emit(
-        &result.report,
-        result.diff.as_deref(),
-        args.format,
-        args.report.as_deref(),
-        args.output.as_deref(),
-    )
+    args.out.emit(&result.report, result.diff.as_deref())
 }
