@@ -374,11 +374,12 @@ async fn a_hung_aws_is_named_within_the_timeout() {
     let took = started.elapsed();
     out.assert_code(13);
     assert_eq!(report["outcome"], "preflight_failed");
+    // The cause, the wait and the setting, in words.
     assert!(
         report["preflight_error"]
             .as_str()
             .unwrap_or("")
-            .contains("timed out"),
+            .contains("timed out after 3 s waiting for AWS"),
         "{report:#}"
     );
     assert!(took < Duration::from_secs(15), "took {took:?}");

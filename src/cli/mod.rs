@@ -253,10 +253,42 @@ fn setup_output(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(EscapedStderr { colour })
         .with_ansi(colour)
         .with_target(false)
         .try_init();
+}
+
+/// Log records carry names from outside (a secret's, a user's, an error
+/// body): a newline in one must not start a line of its own (under GitHub
+/// Actions, `::error::` at the start of a line is a workflow command). The
+/// formatter hands over each record in one write; it is escaped whole.
+struct EscapedStderr {
+    colour: bool,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for EscapedStderr {
+    type Writer = EscapedRecord;
+    fn make_writer(&'a self) -> EscapedRecord {
+        EscapedRecord {
+            colour: self.colour,
+        }
+    }
+}
+
+struct EscapedRecord {
+    colour: bool,
+}
+
+impl std::io::Write for EscapedRecord {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = crate::report::escape::log_record(&String::from_utf8_lossy(buf), self.colour);
+        std::io::stderr().lock().write_all(text.as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Run a parsed command line and return the exit code.

@@ -10,9 +10,16 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use std::time::Duration;
 
+/// The budget of one AWS call, for the words of a timeout: the SDK's own
+/// ("timeout", "dispatch failure") name neither the wait nor the setting.
+static BUDGET_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(60);
+/// How long the SDK waits to connect before it gives up on an attempt.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
     // The longest one call may take, its retries included.
     let budget = cfg.timeout.unwrap_or(Duration::from_secs(60));
+    BUDGET_SECS.store(budget.as_secs(), std::sync::atomic::Ordering::Relaxed);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
@@ -22,7 +29,7 @@ pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
         )
         .timeout_config(
             TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
+                .connect_timeout(CONNECT_TIMEOUT)
                 .operation_attempt_timeout(budget.min(Duration::from_secs(20)))
                 .operation_timeout(budget)
                 .build(),
@@ -62,6 +69,21 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
+    let budget = BUDGET_SECS.load(std::sync::atomic::Ordering::Relaxed);
+    match e {
+        SdkError::TimeoutError(_) => {
+            return format!(
+                "timed out after {budget} s waiting for AWS to answer (retries included; [aws] timeout_seconds): is the endpoint frozen, or the network dropping packets?"
+            )
+        }
+        SdkError::DispatchFailure(d) if d.is_timeout() => {
+            return format!(
+                "timed out connecting to AWS ({} s per try): is the endpoint reachable from here?",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        }
+        _ => {}
+    }
     match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),

@@ -80,6 +80,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_state_folder_that_cannot_be_written_is_not_called_another_run() {
+        // Root ignores permission bits, so make the folder impossible instead:
+        // a plain file where `.opsguard/` should be.
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".opsguard");
+        std::fs::write(&state, "not a folder").unwrap();
+        let e = acquire(&state, "run r").unwrap_err();
+        assert!(matches!(e, LockError::Io { .. }), "{e:?}");
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(help.contains("writable"), "{help}");
+        assert!(!e.to_string().contains("another opsguard"), "{e}");
+        assert!(!help.contains("wait for the other"), "{help}");
+    }
+
+    #[test]
     fn a_second_holder_is_refused_with_the_first_ones_name() {
         let dir = tempfile::tempdir().unwrap();
         let held = acquire(dir.path(), "run 20261124T101500Z-3f2a").unwrap();

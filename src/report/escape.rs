@@ -43,6 +43,26 @@ pub fn lines(s: &str, max_line: usize) -> String {
         .join("\n")
 }
 
+/// One log record as the log writer receives it: everything escaped as
+/// [`line`] does (no cap: a record is opsguard's own), except the record's
+/// final newline and, when the terminal shows colour, the ESC of colour codes.
+pub fn log_record(record: &str, colour: bool) -> String {
+    let (body, end) = match record.strip_suffix('\n') {
+        Some(b) => (b, "\n"),
+        None => (record, ""),
+    };
+    let mut out = String::with_capacity(record.len() + 8);
+    for c in body.chars() {
+        if colour && c == '\u{1b}' {
+            out.push(c);
+        } else {
+            push_escaped(&mut out, c);
+        }
+    }
+    out.push_str(end);
+    out
+}
+
 fn push_escaped(out: &mut String, c: char) {
     match c {
         '\n' => out.push_str("\\n"),
@@ -95,6 +115,21 @@ fn needs_work(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_record_stays_one_line_whatever_its_fields_hold() {
+        let record = "WARN secret=a\n::error::x\u{7}\n";
+        assert_eq!(
+            log_record(record, false),
+            "WARN secret=a\\n::error::x\\u{7}\n"
+        );
+        // Colour codes survive only when colour is on.
+        assert_eq!(
+            log_record("\u{1b}[31mW\u{1b}[0m\n", true),
+            "\u{1b}[31mW\u{1b}[0m\n"
+        );
+        assert_eq!(log_record("\u{1b}[31mW\n", false), "\\u{1b}[31mW\n");
+    }
 
     #[test]
     fn a_newline_cannot_start_a_line_of_its_own() {
