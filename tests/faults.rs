@@ -36,25 +36,8 @@ fn run_sh(
     vars: &[(&str, &str)],
     sh: &str,
 ) -> (Output, Value) {
-    let report = env.dir.path().join("report.json");
-    let _ = std::fs::remove_file(&report);
-    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
-        .envs(env.replica.env())
-        .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-        .env("NO_COLOR", "1")
-        .env("ES_URL", &env.replica.es_url)
-        .env("ES_USERNAME", "elastic")
-        .env("ES_PASSWORD", ADMIN_PW)
-        .current_dir(env.dir.path())
-        .args(["run", "--config"])
-        .arg(&env.config)
-        .args(["--on-violation", mode, "--report"])
-        .arg(&report)
-        .args(args)
-        .args(["--", "sh", "-c", sh])
-        .output();
-    let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
-        .unwrap_or(Value::Null);
+    let command = ["sh".into(), "-c".into(), sh.into()];
+    let (out, json, _) = guarded_command(env, mode, vars, args, &command);
     (out, json)
 }
 

@@ -75,6 +75,27 @@ pub fn guarded_with(
     vars: &[(&str, &str)],
     args: &[&str],
 ) -> (Output, Value, String) {
+    let command = [
+        python().into_os_string(),
+        script(script_rel).into_os_string(),
+    ];
+    guarded_command(env, mode, vars, args, &command)
+}
+
+/// `opsguard run --on-violation MODE [ARGS] -- COMMAND` in the env's dir,
+/// with the admin identity in the environment: the output, the JSON report
+/// (`null` when none was written) and its text.
+#[allow(
+    dead_code,
+    reason = "used by the ci_gate, faults, remedy, resume, run tests only"
+)]
+pub fn guarded_command(
+    env: &Env,
+    mode: &str,
+    vars: &[(&str, &str)],
+    args: &[&str],
+    command: &[std::ffi::OsString],
+) -> (Output, Value, String) {
     let report = env.dir.path().join("report.json");
     let _ = std::fs::remove_file(&report);
     let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
@@ -91,8 +112,7 @@ pub fn guarded_with(
         .arg(&report)
         .args(args)
         .arg("--")
-        .arg(python())
-        .arg(script(script_rel))
+        .args(command)
         .output();
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
