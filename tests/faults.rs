@@ -10,7 +10,7 @@ mod common;
 
 use common::*;
 use opsguard_testkit::proxy::{Fault, FaultProxy, Match};
-use opsguard_testkit::{Cmd, Output};
+use opsguard_testkit::Output;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -47,24 +47,6 @@ fn the_2021_script() -> String {
         python().display(),
         script("create_elastic_users.py").display()
     )
-}
-
-fn resume(env: &Env, run_id: &str, vars: &[(&str, &str)]) -> (Output, Value) {
-    let report = env.dir.path().join("resume.json");
-    let _ = std::fs::remove_file(&report);
-    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
-        .envs(env.replica.env())
-        .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-        .env("NO_COLOR", "1")
-        .current_dir(env.dir.path())
-        .args(["resume", run_id, "--config"])
-        .arg(&env.config)
-        .arg("--report")
-        .arg(&report)
-        .output();
-    let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
-        .unwrap_or(Value::Null);
-    (out, json)
 }
 
 fn kinds(report: &Value) -> Vec<(String, String, bool)> {
@@ -144,7 +126,7 @@ async fn an_after_snapshot_that_fails_is_finished_by_resume_with_the_passwords()
 
     std::fs::remove_file(&control).unwrap();
     let run = only_run_id(&env);
-    let (out, report) = resume(&env, &run, &[]);
+    let (out, report) = resume_run(&env, &run, &[]);
     out.assert_code(10);
     assert!(
         kinds(&report).iter().any(|k| k.0 == "es-password" && k.2),
@@ -152,7 +134,7 @@ async fn an_after_snapshot_that_fails_is_finished_by_resume_with_the_passwords()
     );
     assert_before_state(&env, &["search", "items"]).await;
     assert_consistent(&env, &["search", "items"]).await;
-    let (again, _) = resume(&env, &run, &[]);
+    let (again, _) = resume_run(&env, &run, &[]);
     again.assert_code(10);
 }
 
@@ -168,7 +150,7 @@ async fn killed_then_resumed(point: &str) {
     );
     out.assert_code(128 + 9);
     let run = only_run_id(&env);
-    let (out, report) = resume(&env, &run, &[]);
+    let (out, report) = resume_run(&env, &run, &[]);
     out.assert_code(10);
     assert_eq!(
         report["remediation"]["verified"], true,
@@ -176,7 +158,7 @@ async fn killed_then_resumed(point: &str) {
     );
     assert_before_state(&env, &["search", "items"]).await;
     assert_consistent(&env, &["search", "items"]).await;
-    let (again, _) = resume(&env, &run, &[]);
+    let (again, _) = resume_run(&env, &run, &[]);
     again.assert_code(10);
 }
 
@@ -288,7 +270,7 @@ async fn a_refused_password_keeps_the_secrets_where_es_agrees() {
         .replace("username = \"ops_ro\"", "username = \"elastic\"");
     std::fs::write(&env.config, text).unwrap();
     let run = only_run_id(&env);
-    let (out, report) = resume(&env, &run, &[]);
+    let (out, report) = resume_run(&env, &run, &[]);
     out.assert_code(10);
     assert!(
         report["notes"].to_string().contains("planned again"),
@@ -427,7 +409,7 @@ async fn a_damaged_journal_is_named_not_a_panic() {
     damaged.push("{\"seq\":99,\"at\":\"x\",\"event\":\"done\",\"step\":999}".into());
     text = damaged.join("\n") + "\n";
     std::fs::write(&journal, text).unwrap();
-    let (out, report) = resume(&env, &run, &[]);
+    let (out, report) = resume_run(&env, &run, &[]);
     assert_ne!(out.status_code, 101, "no panic: {}", out.stderr);
     out.assert_code(10);
     let notes = report["notes"].to_string();

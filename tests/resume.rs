@@ -8,28 +8,10 @@
 mod common;
 
 use common::*;
-use opsguard_testkit::Cmd;
-use serde_json::Value;
 
 /// The number of steps in the rollback of the 2021 script on the replica:
 /// two passwords, two users' attributes, four secrets.
 const STEPS: usize = 8;
-
-fn resume(env: &Env, run_id: &str) -> (opsguard_testkit::Output, Value) {
-    let report = env.dir.path().join("resume.json");
-    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
-        .envs(env.replica.env())
-        .env("NO_COLOR", "1")
-        .current_dir(env.dir.path())
-        .args(["resume", run_id, "--config"])
-        .arg(&env.config)
-        .arg("--report")
-        .arg(&report)
-        .output();
-    let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
-        .unwrap_or(Value::Null);
-    (out, json)
-}
 
 async fn killed_then_resumed(failpoint: &str) {
     let env = setup().await;
@@ -42,7 +24,7 @@ async fn killed_then_resumed(failpoint: &str) {
     );
     out.assert_code(128 + 9);
     let run = only_run_id(&env);
-    let (out, report) = resume(&env, &run);
+    let (out, report) = resume_run(&env, &run, &[]);
     out.assert_code(10);
     assert_eq!(report["outcome"], "remediated", "{failpoint}: {report:#}");
     assert_eq!(report["remediation"]["verified"], true);
@@ -60,7 +42,7 @@ async fn killed_then_resumed(failpoint: &str) {
     );
 
     // Resuming a finished remedy changes nothing and verifies again.
-    let (again, _) = resume(&env, &run);
+    let (again, _) = resume_run(&env, &run, &[]);
     again.assert_code(10);
 }
 
@@ -91,13 +73,13 @@ async fn the_step_count_is_what_the_kills_cover() {
 #[tokio::test]
 async fn resuming_an_unknown_run_is_a_usage_error() {
     let env = setup().await;
-    let (out, _) = resume(&env, "20990101T000000Z-dead");
+    let (out, _) = resume_run(&env, "20990101T000000Z-dead", &[]);
     out.assert_code(2);
     assert!(
         out.stderr.contains("no run 20990101T000000Z-dead"),
         "{}",
         out.stderr
     );
-    let (out, _) = resume(&env, "../etc");
+    let (out, _) = resume_run(&env, "../etc", &[]);
     out.assert_code(2);
 }

@@ -119,6 +119,27 @@ pub fn guarded_command(
     (out, json, text)
 }
 
+/// `opsguard resume RUN_ID` with extra environment variables: the output
+/// and the JSON report (`null` when none was written).
+#[allow(dead_code, reason = "used by the faults, resume tests only")]
+pub fn resume_run(env: &Env, run_id: &str, vars: &[(&str, &str)]) -> (Output, Value) {
+    let report = env.dir.path().join("resume.json");
+    let _ = std::fs::remove_file(&report);
+    let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+        .envs(env.replica.env())
+        .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .env("NO_COLOR", "1")
+        .current_dir(env.dir.path())
+        .args(["resume", run_id, "--config"])
+        .arg(&env.config)
+        .arg("--report")
+        .arg(&report)
+        .output();
+    let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
+        .unwrap_or(Value::Null);
+    (out, json)
+}
+
 /// Run a scenario script directly, without opsguard.
 #[allow(dead_code, reason = "used by the ci_gate, hook, remedy tests only")]
 pub fn unguarded(env: &Env, script_rel: &str) {
