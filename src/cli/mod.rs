@@ -16,12 +16,12 @@ mod resume;
 mod rules;
 mod run;
 mod snapshot;
+pub mod ui;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -124,9 +124,25 @@ pub struct Cli {
     )]
     pub config: PathBuf,
 
-    /// Show the API calls made (never secret values). Repeat for more.
+    /// More detail: -v the full diff and the API calls made, -vv and -vvv
+    /// more of the log (never secret values).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Print only the verdict line of the human report, and no progress.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// When to colour the human output: auto (a terminal, and NO_COLOR
+    /// unset), always or never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ui::ColorChoice,
 
     #[command(subcommand)]
     pub command: Command,
@@ -219,7 +235,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    setup_output(cli.verbose);
+    let ui = ui::Ui::decide(cli.color, cli.quiet, cli.verbose);
+    ui::set(ui);
+    setup_output(ui);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -231,9 +249,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn setup_output(verbose: u8) {
-    let colour = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+fn setup_output(ui: ui::Ui) {
+    let colour = ui.colour;
     colored::control::set_override(colour);
     let _ = miette::set_hook(Box::new(move |_| {
         Box::new(
@@ -244,10 +261,11 @@ fn setup_output(verbose: u8) {
                 .build(),
         )
     }));
-    let filter = match verbose {
+    let filter = match ui.verbose {
         0 => "warn",
         1 => "warn,opsguard=debug",
-        _ => "warn,opsguard=trace",
+        2 => "warn,opsguard=trace",
+        _ => "debug,opsguard=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
@@ -377,9 +395,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         })
 }
 
-/// Whether human output on stderr may use colour.
+/// Whether human output on stderr may use colour (`--color`, `NO_COLOR`).
 pub fn colour() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    ui::get().colour
 }
 
 /// The fingerprint key of this config's state folder (created on first use).

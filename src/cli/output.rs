@@ -99,9 +99,14 @@ pub fn emit_to(
         diff,
         super::colour(),
     ));
-    eprint!("{human}");
-    if !human.ends_with('\n') {
-        eprintln!();
+    if super::ui::get().quiet {
+        // --quiet: the verdict line alone.
+        eprintln!("{}", human.lines().next().unwrap_or_default());
+    } else {
+        eprint!("{human}");
+        if !human.ends_with('\n') {
+            eprintln!();
+        }
     }
     let env = |k: &str| std::env::var(k).ok();
     if github::detected(&env) {

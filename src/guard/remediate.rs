@@ -128,7 +128,7 @@ pub async fn remediate(
                 values: input.values,
                 current: input.current,
                 stable_timeout: input.stable_timeout,
-                progress: crate::cli::colour(),
+                progress: crate::cli::ui::get().progress,
             },
         )
         .await
