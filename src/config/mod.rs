@@ -341,16 +341,66 @@ impl Config {
         env: Option<EnvLookup<'_>>,
         today: time::Date,
     ) -> Result<Config, ConfigError> {
-        let err = |span: std::ops::Range<usize>, msg: String, help: Option<String>| {
-            ConfigError::at(path, text, span, msg, help)
+        let cx = Cx {
+            path,
+            text,
+            base: path.parent().unwrap_or(Path::new(".")),
         };
-        let max_concurrency = |table: &str, v: Option<&Spanned<i64>>, default: usize| {
-            match v {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            cx.err(span, e.message().trim().to_owned(), None)
+        })?;
+        // Table by table in a fixed order, so a file with several mistakes
+        // always reports the same one first.
+        let elasticsearch = elasticsearch_config(&cx, raw.elasticsearch, env)?;
+        let aws = match raw.aws {
+            Some(a) => aws_config(&cx, a)?,
+            None => AwsConfig::default(),
+        };
+        let clusters = ecs_clusters(&cx, raw.ecs, !aws.targets.is_empty())?;
+        Ok(Config {
+            elasticsearch,
+            aws,
+            ecs: EcsConfig { clusters },
+            credentials: credentials(&cx, &raw.credentials)?,
+            rules: rules_config(&cx, raw.rules.unwrap_or_default())?,
+            waivers: waivers(&cx, &raw.waivers, today)?,
+            environment_prefixes: environment_prefixes(&cx, raw.environments)?,
+            remedies: remedies_config(&cx, raw.remedies)?,
+            rehearse: rehearse_config(&cx, raw.rehearse)?,
+            plan: raw.plan.map(|p| plan_config(&cx, p)).transpose()?,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// What each table's reader needs to point an error at the file: the path,
+/// the text (for `line:col` and the snippet) and the folder relative paths
+/// in the file are taken from.
+struct Cx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    base: &'a Path,
+}
+
+impl Cx<'_> {
+    fn err(&self, span: std::ops::Range<usize>, msg: String, help: Option<String>) -> ConfigError {
+        ConfigError::at(self.path, self.text, span, msg, help)
+    }
+
+    /// A `max_concurrency` key: absent is `default`, else 1..=the limit.
+    fn max_concurrency(
+        &self,
+        table: &str,
+        v: Option<&Spanned<i64>>,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
+        match v {
             None => Ok(default),
             Some(n) if (1..=MAX_CONCURRENCY_LIMIT as i64).contains(n.get_ref()) => {
                 Ok(*n.get_ref() as usize)
             }
-            Some(n) => Err(err(
+            Some(n) => Err(self.err(
                 n.span(),
                 format!(
                     "[{table}] max_concurrency {} is out of range 1..={MAX_CONCURRENCY_LIMIT}",
@@ -361,449 +411,525 @@ impl Config {
                 )),
             )),
         }
-        };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            err(span, e.message().trim().to_owned(), None)
-        })?;
+    }
 
-        let es = raw.elasticsearch.ok_or_else(|| {
-            err(
-                0..0,
-                "missing required table [elasticsearch]".into(),
-                Some(
-                    "add [elasticsearch] with url and username + password_env (or api_key_env)"
-                        .into(),
-                ),
-            )
-        })?;
-        let es_span = es.span();
-        let es = es.into_inner();
-        let url_s = es.url.ok_or_else(|| {
-            err(
-                es_span.clone(),
-                "missing required key `url` in [elasticsearch]".into(),
-                Some("add url = \"https://HOST:9243\" under [elasticsearch]".into()),
-            )
-        })?;
-        let url = Url::parse(url_s.get_ref())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                err(
-                    url_s.span(),
-                    format!("`url` {:?} is not an http(s) URL", url_s.get_ref()),
-                    Some("for example url = \"https://catalogue.es.example:9243\"".into()),
-                )
-            })?;
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(err(
+    /// A duration setting checked against `range` (see [`bounded`]).
+    fn bounded(
+        &self,
+        key: &str,
+        value: Option<Spanned<i64>>,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ConfigError> {
+        bounded(&|s, m, h| self.err(s, m, h), key, value, range)
+    }
+}
+
+/// `[elasticsearch]`: the URL and opsguard's own credential. `env` is `None`
+/// when loading offline: the credential is then named but not read.
+fn elasticsearch_config(
+    cx: &Cx<'_>,
+    es: Option<Spanned<raw::RawEs>>,
+    env: Option<EnvLookup<'_>>,
+) -> Result<EsConfig, ConfigError> {
+    let es = es.ok_or_else(|| {
+        cx.err(
+            0..0,
+            "missing required table [elasticsearch]".into(),
+            Some(
+                "add [elasticsearch] with url and username + password_env (or api_key_env)".into(),
+            ),
+        )
+    })?;
+    let es_span = es.span();
+    let es = es.into_inner();
+    let url_s = es.url.as_ref().ok_or_else(|| {
+        cx.err(
+            es_span.clone(),
+            "missing required key `url` in [elasticsearch]".into(),
+            Some("add url = \"https://HOST:9243\" under [elasticsearch]".into()),
+        )
+    })?;
+    let url = Url::parse(url_s.get_ref())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            cx.err(
                 url_s.span(),
-                "`url` must not carry credentials".into(),
-                Some("use username + password_env, password_secret or api_key_env".into()),
-            ));
-        }
-
-        let sources = [
-            es.password_env.is_some(),
-            es.password_secret.is_some(),
-            es.api_key_env.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if sources != 1 {
-            return Err(err(
-                es_span,
-                if sources == 0 {
-                    "[elasticsearch] names no credential for opsguard itself".into()
-                } else {
-                    "[elasticsearch] names more than one of password_env, password_secret, api_key_env".into()
-                },
-                Some("set exactly one of password_env, password_secret or api_key_env".into()),
-            ));
-        }
-        let need_username = |what: &str| {
-            es.username.as_ref().map(|u| u.get_ref().clone()).ok_or_else(|| {
-                err(
-                    es_span.clone(),
-                    format!("missing required key `username` in [elasticsearch] (needed with {what})"),
-                    Some("add username = \"elastic\" (the identity opsguard reads users with)".into()),
-                )
-            })
-        };
-        // The secret in an env var: `None` when loading offline (not read).
-        let secret_from = |var: &Spanned<String>| -> Result<Option<SecretString>, ConfigError> {
-            let Some(env) = env else { return Ok(None) };
-            read_env(env, var)
-                .map(|v| Some(SecretString::from(v)))
-                .map_err(|m| {
-                    err(
-                        var.span(),
-                        m,
-                        Some(format!(
-                            "export {}=… before running opsguard",
-                            var.get_ref()
-                        )),
-                    )
-                })
-        };
-        let auth = if let Some(var) = &es.password_env {
-            let username = need_username("password_env")?;
-            match secret_from(var)? {
-                None => EsAuth::Offline,
-                Some(password) => EsAuth::Basic { username, password },
-            }
-        } else if let Some(secret) = &es.password_secret {
-            EsAuth::BasicFromSecret {
-                username: need_username("password_secret")?,
-                secret: secret.get_ref().clone(),
-            }
-        } else {
-            let var = es.api_key_env.as_ref().expect("counted above");
-            if let Some(u) = &es.username {
-                return Err(err(
-                    u.span(),
-                    "`username` has no meaning with api_key_env".into(),
-                    Some("remove username, or use password_env instead of api_key_env".into()),
-                ));
-            }
-            match secret_from(var)? {
-                None => EsAuth::Offline,
-                Some(encoded) => EsAuth::ApiKey { encoded },
-            }
-        };
-        let base = path.parent().unwrap_or(Path::new("."));
-        let ca_cert = es.ca_cert.map(|p| base.join(p.get_ref()));
-        let timeout = std::time::Duration::from_secs(
-            bounded(
-                &err,
+                format!("`url` {:?} is not an http(s) URL", url_s.get_ref()),
+                Some("for example url = \"https://catalogue.es.example:9243\"".into()),
+            )
+        })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(cx.err(
+            url_s.span(),
+            "`url` must not carry credentials".into(),
+            Some("use username + password_env, password_secret or api_key_env".into()),
+        ));
+    }
+    Ok(EsConfig {
+        url,
+        auth: es_auth(cx, &es, es_span, env)?,
+        ca_cert: es.ca_cert.map(|p| cx.base.join(p.get_ref())),
+        timeout: std::time::Duration::from_secs(
+            cx.bounded(
                 "[elasticsearch] timeout_seconds",
                 es.timeout_seconds,
                 1..=3600,
             )?
             .unwrap_or(30),
-        );
-        let es_max_concurrency = max_concurrency(
+        ),
+        max_concurrency: cx.max_concurrency(
             "elasticsearch",
             es.max_concurrency.as_ref(),
             DEFAULT_ES_MAX_CONCURRENCY,
-        )?;
+        )?,
+    })
+}
 
-        let aws = raw
-            .aws
-            .map(|a| -> Result<AwsConfig, ConfigError> {
-                let mut targets: Vec<Target> = Vec::new();
-                for t in &a.targets {
-                    let span = t.span();
-                    let t = t.get_ref();
-                    let name = t.name.get_ref();
-                    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                        return Err(err(
-                            t.name.span(),
-                            format!("target name {name:?} may hold only letters, digits, - and _"),
-                            Some("name targets like catalogue or identity-prod".into()),
-                        ));
-                    }
-                    if targets.iter().any(|x| &x.name == name) {
-                        return Err(err(t.name.span(), format!("two targets are named {name:?}"), None));
-                    }
-                    if t.clusters.get_ref().is_empty() {
-                        return Err(err(t.clusters.span(), format!("target {name:?} watches no cluster"), None));
-                    }
-                    let from_role = match &t.role_arn {
-                        None => None,
-                        Some(r) => {
-                            let parts: Vec<&str> = r.get_ref().splitn(6, ':').collect();
-                            match parts.as_slice() {
-                                ["arn", _, "iam", "", acct, res]
-                                    if acct.len() == 12
-                                        && acct.bytes().all(|b| b.is_ascii_digit())
-                                        && res.starts_with("role/") =>
-                                {
-                                    Some((*acct).to_owned())
-                                }
-                                _ => {
-                                    return Err(err(
-                                        r.span(),
-                                        format!("role_arn {:?} is not an IAM role ARN", r.get_ref()),
-                                        Some("write it as arn:aws:iam::123456789012:role/NAME".into()),
-                                    ))
-                                }
-                            }
-                        }
-                    };
-                    let account = match (&t.account, from_role) {
-                        (Some(a), Some(r)) if a.get_ref() != &r => {
-                            return Err(err(
-                                a.span(),
-                                format!("account {} differs from the role's account {r}", a.get_ref()),
-                                Some("drop `account`: the role ARN already names it".into()),
-                            ))
-                        }
-                        (Some(a), _) if a.get_ref().len() != 12 || !a.get_ref().bytes().all(|b| b.is_ascii_digit()) => {
-                            return Err(err(a.span(), "an account id is 12 digits".into(), None))
-                        }
-                        (Some(a), _) => Some(a.get_ref().clone()),
-                        (None, r) => r,
-                    };
-                    let _ = span;
-                    targets.push(Target {
-                        name: name.clone(),
-                        region: t.region.clone().or_else(|| a.region.clone()),
-                        role_arn: t.role_arn.as_ref().map(|r| r.get_ref().clone()),
-                        account,
-                        clusters: t.clusters.get_ref().clone(),
-                    });
-                }
-                if targets.len() > 1 {
-                    if let Some((i, t)) = targets.iter().enumerate().find(|(_, t)| t.account.is_none()) {
-                        return Err(err(
-                            a.targets[i].span(),
-                            format!("target {:?} needs role_arn or account", t.name),
-                            Some("with several targets, secret ARNs are read through the target of their account".into()),
-                        ));
-                    }
-                }
-                Ok(AwsConfig {
-                    max_concurrency: max_concurrency("aws", a.max_concurrency.as_ref(), DEFAULT_AWS_MAX_CONCURRENCY)?,
-                    region: a.region,
-                    endpoint_url: a.endpoint_url,
-                    profile: a.profile,
-                    timeout: bounded(&err, "[aws] timeout_seconds", a.timeout_seconds, 1..=3600)?
-                        .map(std::time::Duration::from_secs),
-                    targets,
-                })
-            })
-            .transpose()?
-            .unwrap_or_default();
-        if let Some(ep) = &aws.endpoint_url {
-            if Url::parse(ep).is_err() {
-                return Err(err(
-                    0..0,
-                    format!("[aws] endpoint_url {ep:?} is not a URL"),
-                    None,
-                ));
-            }
-        }
-
-        let clusters = if !aws.targets.is_empty() {
-            if let Some(ecs) = &raw.ecs {
-                return Err(err(
-                    ecs.span(),
-                    "[ecs] and [[aws.targets]] both name clusters".into(),
-                    Some("with [[aws.targets]], list each target's clusters in the target".into()),
-                ));
-            }
-            Vec::new()
-        } else {
-            let ecs = raw.ecs.ok_or_else(|| {
-                err(
-                    0..0,
-                    "missing required table [ecs]".into(),
-                    Some("add [ecs] clusters = [\"my-cluster\"], or [[aws.targets]] for several accounts".into()),
-                )
-            })?;
-            let ecs_span = ecs.span();
-            let ecs = ecs.into_inner();
-            let clusters = ecs.clusters.ok_or_else(|| {
-                err(
-                    ecs_span.clone(),
-                    "missing required key `clusters` in [ecs]".into(),
-                    Some("add clusters = [\"my-cluster\"] under [ecs]".into()),
-                )
-            })?;
-            if clusters.get_ref().is_empty() {
-                return Err(err(
-                    clusters.span(),
-                    "[ecs] clusters is empty: opsguard would watch no service".into(),
+/// Exactly one of `password_env`, `password_secret`, `api_key_env`, with a
+/// `username` where the form needs one.
+fn es_auth(
+    cx: &Cx<'_>,
+    es: &raw::RawEs,
+    es_span: std::ops::Range<usize>,
+    env: Option<EnvLookup<'_>>,
+) -> Result<EsAuth, ConfigError> {
+    let sources = [
+        es.password_env.is_some(),
+        es.password_secret.is_some(),
+        es.api_key_env.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if sources != 1 {
+        return Err(cx.err(
+            es_span,
+            if sources == 0 {
+                "[elasticsearch] names no credential for opsguard itself".into()
+            } else {
+                "[elasticsearch] names more than one of password_env, password_secret, api_key_env"
+                    .into()
+            },
+            Some("set exactly one of password_env, password_secret or api_key_env".into()),
+        ));
+    }
+    let need_username = |what: &str| {
+        es.username
+            .as_ref()
+            .map(|u| u.get_ref().clone())
+            .ok_or_else(|| {
+                cx.err(
+                    es_span.clone(),
+                    format!(
+                        "missing required key `username` in [elasticsearch] (needed with {what})"
+                    ),
                     Some(
-                        "name at least one ECS cluster whose services consume the credentials"
+                        "add username = \"elastic\" (the identity opsguard reads users with)"
                             .into(),
                     ),
-                ));
-            }
-            clusters.into_inner()
-        };
+                )
+            })
+    };
+    // The secret in an env var: `None` when loading offline (not read).
+    let secret_from = |var: &Spanned<String>| -> Result<Option<SecretString>, ConfigError> {
+        let Some(env) = env else { return Ok(None) };
+        read_env(env, var)
+            .map(|v| Some(SecretString::from(v)))
+            .map_err(|m| {
+                cx.err(
+                    var.span(),
+                    m,
+                    Some(format!(
+                        "export {}=… before running opsguard",
+                        var.get_ref()
+                    )),
+                )
+            })
+    };
+    if let Some(var) = &es.password_env {
+        let username = need_username("password_env")?;
+        return Ok(match secret_from(var)? {
+            None => EsAuth::Offline,
+            Some(password) => EsAuth::Basic { username, password },
+        });
+    }
+    if let Some(secret) = &es.password_secret {
+        return Ok(EsAuth::BasicFromSecret {
+            username: need_username("password_secret")?,
+            secret: secret.get_ref().clone(),
+        });
+    }
+    let var = es.api_key_env.as_ref().expect("counted above");
+    if let Some(u) = &es.username {
+        return Err(cx.err(
+            u.span(),
+            "`username` has no meaning with api_key_env".into(),
+            Some("remove username, or use password_env instead of api_key_env".into()),
+        ));
+    }
+    Ok(match secret_from(var)? {
+        None => EsAuth::Offline,
+        Some(encoded) => EsAuth::ApiKey { encoded },
+    })
+}
 
-        let mut credentials = Vec::new();
-        for entry in &raw.credentials {
-            credentials.push(credential(entry).map_err(|(span, m, h)| err(span, m, h))?);
+/// `[aws]`, with its `[[aws.targets]]` (several accounts).
+fn aws_config(cx: &Cx<'_>, a: raw::RawAws) -> Result<AwsConfig, ConfigError> {
+    let mut targets: Vec<Target> = Vec::new();
+    for t in &a.targets {
+        let target = aws_target(cx, t.get_ref(), &a.region)?;
+        if targets.iter().any(|x| x.name == target.name) {
+            return Err(cx.err(
+                t.get_ref().name.span(),
+                format!("two targets are named {:?}", target.name),
+                None,
+            ));
         }
-        for (i, a) in credentials.iter().enumerate() {
-            for b in &credentials[..i] {
-                if let Some(dup) = a.env_names().iter().find(|n| b.env_names().contains(n)) {
-                    return Err(err(
-                        raw.credentials[i].span(),
-                        format!("env var `{dup}` appears in two [[credentials]] entries"),
-                        Some("each task-definition variable belongs to one credential: remove it from one entry".into()),
-                    ));
+        targets.push(target);
+    }
+    if targets.len() > 1 {
+        if let Some((i, t)) = targets
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.account.is_none())
+        {
+            return Err(cx.err(
+                a.targets[i].span(),
+                format!("target {:?} needs role_arn or account", t.name),
+                Some(
+                    "with several targets, secret ARNs are read through the target of their account"
+                        .into(),
+                ),
+            ));
+        }
+    }
+    if let Some(ep) = &a.endpoint_url {
+        if Url::parse(ep).is_err() {
+            return Err(cx.err(
+                0..0,
+                format!("[aws] endpoint_url {ep:?} is not a URL"),
+                None,
+            ));
+        }
+    }
+    Ok(AwsConfig {
+        max_concurrency: cx.max_concurrency(
+            "aws",
+            a.max_concurrency.as_ref(),
+            DEFAULT_AWS_MAX_CONCURRENCY,
+        )?,
+        timeout: cx
+            .bounded("[aws] timeout_seconds", a.timeout_seconds, 1..=3600)?
+            .map(std::time::Duration::from_secs),
+        region: a.region,
+        endpoint_url: a.endpoint_url,
+        profile: a.profile,
+        targets,
+    })
+}
+
+/// One `[[aws.targets]]` entry: a name, clusters, and the account either
+/// given or read from the role ARN (and the two agreeing).
+fn aws_target(
+    cx: &Cx<'_>,
+    t: &raw::RawTarget,
+    default_region: &Option<String>,
+) -> Result<Target, ConfigError> {
+    let name = t.name.get_ref();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(cx.err(
+            t.name.span(),
+            format!("target name {name:?} may hold only letters, digits, - and _"),
+            Some("name targets like catalogue or identity-prod".into()),
+        ));
+    }
+    if t.clusters.get_ref().is_empty() {
+        return Err(cx.err(
+            t.clusters.span(),
+            format!("target {name:?} watches no cluster"),
+            None,
+        ));
+    }
+    let from_role = match &t.role_arn {
+        None => None,
+        Some(r) => {
+            let parts: Vec<&str> = r.get_ref().splitn(6, ':').collect();
+            match parts.as_slice() {
+                ["arn", _, "iam", "", acct, res]
+                    if acct.len() == 12
+                        && acct.bytes().all(|b| b.is_ascii_digit())
+                        && res.starts_with("role/") =>
+                {
+                    Some((*acct).to_owned())
                 }
-            }
-        }
-
-        let rules = raw.rules.unwrap_or_default();
-        let on_violation = match rules.on_violation {
-            None => Mode::Rollback,
-            Some(m) => match m.get_ref().as_str() {
-                "block" => Mode::Block,
-                "rollback" => Mode::Rollback,
-                "redeploy" => Mode::Redeploy,
-                "warn" => Mode::Warn,
-                other => {
-                    return Err(err(
-                        m.span(),
-                        format!("unknown on_violation {other:?}"),
-                        Some("use one of block, rollback, redeploy, warn".into()),
+                _ => {
+                    return Err(cx.err(
+                        r.span(),
+                        format!("role_arn {:?} is not an IAM role ARN", r.get_ref()),
+                        Some("write it as arn:aws:iam::123456789012:role/NAME".into()),
                     ))
                 }
-            },
-        };
-        let rules = RulesConfig {
-            paths: rules.paths.iter().map(|p| base.join(p)).collect(),
-            on_violation,
-        };
+            }
+        }
+    };
+    let account = match (&t.account, from_role) {
+        (Some(a), Some(r)) if a.get_ref() != &r => {
+            return Err(cx.err(
+                a.span(),
+                format!(
+                    "account {} differs from the role's account {r}",
+                    a.get_ref()
+                ),
+                Some("drop `account`: the role ARN already names it".into()),
+            ))
+        }
+        (Some(a), _)
+            if a.get_ref().len() != 12 || !a.get_ref().bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            return Err(cx.err(a.span(), "an account id is 12 digits".into(), None))
+        }
+        (Some(a), _) => Some(a.get_ref().clone()),
+        (None, r) => r,
+    };
+    Ok(Target {
+        name: name.clone(),
+        region: t.region.clone().or_else(|| default_region.clone()),
+        role_arn: t.role_arn.as_ref().map(|r| r.get_ref().clone()),
+        account,
+        clusters: t.clusters.get_ref().clone(),
+    })
+}
 
-        let mut waivers = Vec::new();
-        for w in &raw.waivers {
-            let span = w.span();
-            let (line, col) = error::line_col(text, span.start);
-            let location = format!("{}:{line}:{col}", path.display());
-            let w = w.get_ref();
-            let fmt = time::macros::format_description!("[year]-[month]-[day]");
-            let expires = time::Date::parse(w.expires.get_ref(), &fmt).map_err(|_| {
-                err(
-                    w.expires.span(),
-                    format!("waiver `expires` {:?} is not a date", w.expires.get_ref()),
-                    Some("write it as YYYY-MM-DD".into()),
-                )
-            })?;
-            if expires < today {
-                return Err(err(
-                    w.expires.span(),
-                    format!(
-                        "waiver for rule `{}` on `{}` expired on {}",
-                        w.rule, w.target, w.expires.get_ref()
-                    ),
-                    Some("an expired waiver is an error, not a silent pass: fix the cause, or renew the waiver with a reason".into()),
+/// `[ecs] clusters`: required, and not empty, unless `[[aws.targets]]`
+/// names the clusters (then `[ecs]` must be absent).
+fn ecs_clusters(
+    cx: &Cx<'_>,
+    ecs: Option<Spanned<raw::RawEcs>>,
+    has_targets: bool,
+) -> Result<Vec<String>, ConfigError> {
+    if has_targets {
+        if let Some(ecs) = &ecs {
+            return Err(cx.err(
+                ecs.span(),
+                "[ecs] and [[aws.targets]] both name clusters".into(),
+                Some("with [[aws.targets]], list each target's clusters in the target".into()),
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let ecs = ecs.ok_or_else(|| {
+        cx.err(
+            0..0,
+            "missing required table [ecs]".into(),
+            Some(
+                "add [ecs] clusters = [\"my-cluster\"], or [[aws.targets]] for several accounts"
+                    .into(),
+            ),
+        )
+    })?;
+    let ecs_span = ecs.span();
+    let clusters = ecs.into_inner().clusters.ok_or_else(|| {
+        cx.err(
+            ecs_span,
+            "missing required key `clusters` in [ecs]".into(),
+            Some("add clusters = [\"my-cluster\"] under [ecs]".into()),
+        )
+    })?;
+    if clusters.get_ref().is_empty() {
+        return Err(cx.err(
+            clusters.span(),
+            "[ecs] clusters is empty: opsguard would watch no service".into(),
+            Some("name at least one ECS cluster whose services consume the credentials".into()),
+        ));
+    }
+    Ok(clusters.into_inner())
+}
+
+/// `[[credentials]]`: each entry valid, and no env var in two entries.
+fn credentials(
+    cx: &Cx<'_>,
+    raw: &[Spanned<RawCredential>],
+) -> Result<Vec<CredentialSpec>, ConfigError> {
+    let mut credentials = Vec::new();
+    for entry in raw {
+        credentials.push(credential(entry).map_err(|(span, m, h)| cx.err(span, m, h))?);
+    }
+    for (i, a) in credentials.iter().enumerate() {
+        for b in &credentials[..i] {
+            if let Some(dup) = a.env_names().iter().find(|n| b.env_names().contains(n)) {
+                return Err(cx.err(
+                    raw[i].span(),
+                    format!("env var `{dup}` appears in two [[credentials]] entries"),
+                    Some("each task-definition variable belongs to one credential: remove it from one entry".into()),
                 ));
             }
-            if w.reason.trim().is_empty() {
-                return Err(err(span, "waiver has an empty `reason`".into(), None));
-            }
-            waivers.push(Waiver {
-                rule: w.rule.clone(),
-                target: w.target.clone(),
-                reason: w.reason.clone(),
-                expires,
-                location,
-            });
         }
+    }
+    Ok(credentials)
+}
 
-        let environment_prefixes = match raw.environments {
-            None => DEFAULT_ENVIRONMENT_PREFIXES
-                .iter()
-                .map(|p| (*p).to_owned())
-                .collect(),
-            Some(e) => {
-                if let Some(bad) = e
-                    .prefixes
-                    .get_ref()
-                    .iter()
-                    .find(|p| p.trim_end_matches(['-', '_', '.', '/']).is_empty())
-                {
-                    return Err(err(
-                        e.prefixes.span(),
-                        format!("environment prefix {bad:?} names no environment"),
-                        Some("write prefixes like \"prod-\" and \"stage-\"".into()),
-                    ));
-                }
-                e.prefixes.into_inner()
+/// `[rules]`: extra rule files and what to do on a blocking violation.
+fn rules_config(cx: &Cx<'_>, rules: raw::RawRules) -> Result<RulesConfig, ConfigError> {
+    let on_violation = match rules.on_violation {
+        None => Mode::Rollback,
+        Some(m) => match m.get_ref().as_str() {
+            "block" => Mode::Block,
+            "rollback" => Mode::Rollback,
+            "redeploy" => Mode::Redeploy,
+            "warn" => Mode::Warn,
+            other => {
+                return Err(cx.err(
+                    m.span(),
+                    format!("unknown on_violation {other:?}"),
+                    Some("use one of block, rollback, redeploy, warn".into()),
+                ))
             }
-        };
+        },
+    };
+    Ok(RulesConfig {
+        paths: rules.paths.iter().map(|p| cx.base.join(p)).collect(),
+        on_violation,
+    })
+}
 
-        let defaults = RemediesConfig::default();
-        let remedies = match raw.remedies {
-            None => defaults,
-            Some(r) => RemediesConfig {
-                redeploy_fallback: r.redeploy_fallback.unwrap_or(defaults.redeploy_fallback),
-                stable_timeout: bounded(
-                    &err,
-                    "[remedies] stable_timeout_seconds",
-                    r.stable_timeout_seconds,
-                    1..=86_400,
-                )?
-                .map(std::time::Duration::from_secs)
-                .unwrap_or(defaults.stable_timeout),
-                kill_grace: bounded(
-                    &err,
-                    "[remedies] kill_grace_seconds",
-                    r.kill_grace_seconds,
-                    0..=3600,
-                )?
-                .map(std::time::Duration::from_secs)
-                .unwrap_or(defaults.kill_grace),
-                watch_interval: bounded(
-                    &err,
-                    "[remedies] watch_interval_ms",
-                    r.watch_interval_ms,
-                    50..=600_000,
-                )?
-                .map(std::time::Duration::from_millis)
-                .unwrap_or(defaults.watch_interval),
-            },
-        };
+/// `[[waivers]]`: each with a date that has not passed and a reason.
+fn waivers(
+    cx: &Cx<'_>,
+    raw: &[Spanned<raw::RawWaiver>],
+    today: time::Date,
+) -> Result<Vec<Waiver>, ConfigError> {
+    let mut waivers = Vec::new();
+    for w in raw {
+        let span = w.span();
+        let (line, col) = error::line_col(cx.text, span.start);
+        let location = format!("{}:{line}:{col}", cx.path.display());
+        let w = w.get_ref();
+        let fmt = time::macros::format_description!("[year]-[month]-[day]");
+        let expires = time::Date::parse(w.expires.get_ref(), &fmt).map_err(|_| {
+            cx.err(
+                w.expires.span(),
+                format!("waiver `expires` {:?} is not a date", w.expires.get_ref()),
+                Some("write it as YYYY-MM-DD".into()),
+            )
+        })?;
+        if expires < today {
+            return Err(cx.err(
+                w.expires.span(),
+                format!(
+                    "waiver for rule `{}` on `{}` expired on {}",
+                    w.rule,
+                    w.target,
+                    w.expires.get_ref()
+                ),
+                Some("an expired waiver is an error, not a silent pass: fix the cause, or renew the waiver with a reason".into()),
+            ));
+        }
+        if w.reason.trim().is_empty() {
+            return Err(cx.err(span, "waiver has an empty `reason`".into(), None));
+        }
+        waivers.push(Waiver {
+            rule: w.rule.clone(),
+            target: w.target.clone(),
+            reason: w.reason.clone(),
+            expires,
+            location,
+        });
+    }
+    Ok(waivers)
+}
 
-        let rehearse = rehearse_config(raw.rehearse, &err)?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let plan = match raw.plan {
-            None => None,
-            Some(p) => {
-                let span = p.span();
-                let p = p.into_inner();
-                match (p.file, p.command) {
-                    (Some(f), None) if p.dir.is_none() => Some(PlanConfig::File(base.join(f))),
-                    (None, Some(argv)) if !argv.is_empty() && !argv[0].is_empty() => Some(PlanConfig::Command {
-                        argv,
-                        dir: base.join(p.dir.unwrap_or_default()),
-                    }),
-                    _ => {
-                        return Err(err(
-                            span,
-                            "[plan] needs exactly one of `file` or `command` (and `dir` only with `command`)".into(),
-                            Some("file = \"plan.json\", or command = [\"terraform\", \"show\", \"-json\", \"tfplan\"] with dir = \"infra\"".into()),
-                        ))
-                    }
-                }
-            }
-        };
+/// `[environments] prefixes`, or the defaults.
+fn environment_prefixes(
+    cx: &Cx<'_>,
+    raw: Option<raw::RawEnvironments>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(e) = raw else {
+        return Ok(DEFAULT_ENVIRONMENT_PREFIXES
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect());
+    };
+    if let Some(bad) = e
+        .prefixes
+        .get_ref()
+        .iter()
+        .find(|p| p.trim_end_matches(['-', '_', '.', '/']).is_empty())
+    {
+        return Err(cx.err(
+            e.prefixes.span(),
+            format!("environment prefix {bad:?} names no environment"),
+            Some("write prefixes like \"prod-\" and \"stage-\"".into()),
+        ));
+    }
+    Ok(e.prefixes.into_inner())
+}
 
-        Ok(Config {
-            plan,
-            path: path.to_owned(),
-            elasticsearch: EsConfig {
-                url,
-                auth,
-                ca_cert,
-                timeout,
-                max_concurrency: es_max_concurrency,
-            },
-            aws,
-            ecs: EcsConfig { clusters },
-            credentials,
-            rules,
-            waivers,
-            environment_prefixes,
-            remedies,
-            rehearse,
-        })
+/// `[remedies]`: the redeploy fallback and the remedy's time limits.
+fn remedies_config(
+    cx: &Cx<'_>,
+    raw: Option<raw::RawRemedies>,
+) -> Result<RemediesConfig, ConfigError> {
+    let defaults = RemediesConfig::default();
+    let Some(r) = raw else { return Ok(defaults) };
+    Ok(RemediesConfig {
+        redeploy_fallback: r.redeploy_fallback.unwrap_or(defaults.redeploy_fallback),
+        stable_timeout: cx
+            .bounded(
+                "[remedies] stable_timeout_seconds",
+                r.stable_timeout_seconds,
+                1..=86_400,
+            )?
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(defaults.stable_timeout),
+        kill_grace: cx
+            .bounded(
+                "[remedies] kill_grace_seconds",
+                r.kill_grace_seconds,
+                0..=3600,
+            )?
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(defaults.kill_grace),
+        watch_interval: cx
+            .bounded(
+                "[remedies] watch_interval_ms",
+                r.watch_interval_ms,
+                50..=600_000,
+            )?
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(defaults.watch_interval),
+    })
+}
+
+/// `[plan]`: the plan JSON from a file, or from a command run in `dir`.
+fn plan_config(cx: &Cx<'_>, p: Spanned<raw::RawPlan>) -> Result<PlanConfig, ConfigError> {
+    let span = p.span();
+    let p = p.into_inner();
+    match (p.file, p.command) {
+        (Some(f), None) if p.dir.is_none() => Ok(PlanConfig::File(cx.base.join(f))),
+        (None, Some(argv)) if !argv.is_empty() && !argv[0].is_empty() => Ok(PlanConfig::Command {
+            argv,
+            dir: cx.base.join(p.dir.unwrap_or_default()),
+        }),
+        _ => Err(cx.err(
+            span,
+            "[plan] needs exactly one of `file` or `command` (and `dir` only with `command`)".into(),
+            Some("file = \"plan.json\", or command = [\"terraform\", \"show\", \"-json\", \"tfplan\"] with dir = \"infra\"".into()),
+        )),
     }
 }
 
+/// `[rehearse]`: the emulator to start (or one already running, on
+/// loopback only) and what to point at the shadow.
 fn rehearse_config(
+    cx: &Cx<'_>,
     raw: Option<raw::RawRehearse>,
-    err: &dyn Fn(std::ops::Range<usize>, String, Option<String>) -> ConfigError,
 ) -> Result<RehearseConfig, ConfigError> {
+    let err = |s, m, h| cx.err(s, m, h);
     let defaults = RehearseConfig::default();
     let Some(r) = raw else { return Ok(defaults) };
     let aws_emulator = match r.aws_emulator {
