@@ -4,33 +4,14 @@ use super::state_dir;
 use crate::config::{Config, Mode};
 use crate::error::Error;
 use crate::guard::{self, run::RunOptions, Policy};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::ffi::OsString;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ModeArg {
-    Block,
-    Rollback,
-    Redeploy,
-    Warn,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Block => Mode::Block,
-            ModeArg::Rollback => Mode::Rollback,
-            ModeArg::Redeploy => Mode::Redeploy,
-            ModeArg::Warn => Mode::Warn,
-        }
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// What to do on a blocking violation (default: [rules] on_violation).
     #[arg(long, value_enum, value_name = "MODE")]
-    pub on_violation: Option<ModeArg>,
+    pub on_violation: Option<Mode>,
 
     #[command(flatten)]
     pub out: super::output::ReportArgs,
@@ -67,10 +48,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
     let key = super::fingerprint_key(&dir)?;
     let run_id = guard::new_run_id();
     let _lock = crate::remedy::lock::acquire(&dir, &format!("run {run_id}"))?;
-    let mode = args
-        .on_violation
-        .map(Mode::from)
-        .unwrap_or(config.rules.on_violation);
+    let mode: Mode = args.on_violation.unwrap_or(config.rules.on_violation);
     let mut rehearsal = None;
     if args.rehearse {
         let r = crate::rehearse::rehearse(
@@ -80,7 +58,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
             &args.command,
             run_id.clone(),
             "run",
-            guard::mode_name(mode),
+            mode.as_str(),
         )
         .await?;
         if !r.clear() {
@@ -97,10 +75,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
         rehearsal = r.report.rehearsal;
     }
     let opts = RunOptions {
-        mode: args
-            .on_violation
-            .map(Mode::from)
-            .unwrap_or(config.rules.on_violation),
+        mode,
         stable_timeout: args
             .stable_timeout
             .map(std::time::Duration::from_secs)

@@ -280,14 +280,47 @@ pub enum CredentialKind {
     ElasticsearchApiKey,
 }
 
-/// What `run` does on a blocking violation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What `run` does on a blocking violation: `[rules] on_violation`,
+/// `--on-violation`, the journal's `begin` and the report's `mode` all use
+/// these words.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    /// Report and exit 11; change nothing.
     Block,
+    /// Restore the before state of what broke, then verify.
     Rollback,
+    /// Force new deployments of the consumers, then verify.
     Redeploy,
+    /// Report; pass the command's exit code through.
     Warn,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Block, Mode::Rollback, Mode::Redeploy, Mode::Warn];
+
+    /// The word in the config, on the command line and in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Block => "block",
+            Mode::Rollback => "rollback",
+            Mode::Redeploy => "redeploy",
+            Mode::Warn => "warn",
+        }
+    }
+
+    /// The mode a word names, if any.
+    pub fn from_word(word: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug)]
@@ -777,19 +810,13 @@ fn credentials(
 fn rules_config(cx: &Cx<'_>, rules: raw::RawRules) -> Result<RulesConfig, ConfigError> {
     let on_violation = match rules.on_violation {
         None => Mode::Rollback,
-        Some(m) => match m.get_ref().as_str() {
-            "block" => Mode::Block,
-            "rollback" => Mode::Rollback,
-            "redeploy" => Mode::Redeploy,
-            "warn" => Mode::Warn,
-            other => {
-                return Err(cx.err(
-                    m.span(),
-                    format!("unknown on_violation {other:?}"),
-                    Some("use one of block, rollback, redeploy, warn".into()),
-                ))
-            }
-        },
+        Some(m) => Mode::from_word(m.get_ref()).ok_or_else(|| {
+            cx.err(
+                m.span(),
+                format!("unknown on_violation {:?}", m.get_ref()),
+                Some("use one of block, rollback, redeploy, warn".into()),
+            )
+        })?,
     };
     Ok(RulesConfig {
         paths: rules.paths.iter().map(|p| cx.base.join(p)).collect(),

@@ -39,15 +39,6 @@ pub fn new_run_id() -> String {
     format!("{ts}-{:04x}", rand::random::<u16>())
 }
 
-pub fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Block => "block",
-        Mode::Rollback => "rollback",
-        Mode::Redeploy => "redeploy",
-        Mode::Warn => "warn",
-    }
-}
-
 /// What the verdict is judged by: the rules in force, the waivers, and how
 /// environments are told apart. Built from a config, or from the defaults
 /// when `diff` runs without one.

@@ -169,7 +169,7 @@ pub async fn remediate(
     session.verified(verified);
     Outcome {
         remediation: Remediation {
-            mode: mode_name(input.mode).to_owned(),
+            mode: input.mode.as_str().to_owned(),
             actions: all,
             verified,
             exit_to_verified_ms: None,

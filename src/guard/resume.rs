@@ -70,23 +70,23 @@ pub async fn resume(
         Err(e) => return Err(unusable(format!("cannot read its journal: {e}"))),
     };
     let (mut progress, step_problems) = Progress::checked(&read.events);
-    let mode_word = progress
-        .mode
-        .clone()
-        .or_else(|| saved.as_ref().map(|r| r.mode.clone()))
-        .unwrap_or_else(|| mode_name(config.rules.on_violation).to_owned());
-    let mode = match mode_word.as_str() {
-        "rollback" => Mode::Rollback,
-        "redeploy" => Mode::Redeploy,
-        other => {
-            return Err(ResumeError::NoRemedy {
-                run_id: run_id.to_owned(),
-                mode: crate::report::escape::line(other, 64),
-            })
-        }
+    // The journal's mode, else the saved report's, else the config's.
+    let mode = match (progress.mode, saved.as_ref().map(|r| r.mode.as_str())) {
+        (Some(m), _) => m,
+        (None, Some(word)) => Mode::from_word(word).ok_or_else(|| ResumeError::NoRemedy {
+            run_id: run_id.to_owned(),
+            mode: crate::report::escape::line(word, 64),
+        })?,
+        (None, None) => config.rules.on_violation,
     };
+    if !matches!(mode, Mode::Rollback | Mode::Redeploy) {
+        return Err(ResumeError::NoRemedy {
+            run_id: run_id.to_owned(),
+            mode: mode.as_str().to_owned(),
+        });
+    }
 
-    let mut report = saved.unwrap_or_else(|| new_report("run", run_id.to_owned(), &mode_word));
+    let mut report = saved.unwrap_or_else(|| new_report("run", run_id.to_owned(), mode.as_str()));
     report.notes.push(format!("resumed at {}", now_rfc3339()));
     for p in read.problems.iter().chain(&step_problems) {
         report.notes.push(format!("journal damaged: {p}"));
@@ -104,7 +104,7 @@ pub async fn resume(
     // Later snapshots read the version history of what moved since `before`.
     live.remember(&before);
     let mut session =
-        Session::begin(run_dir, run_id, &mode_word, progress.mode.is_some()).map_err(&unusable)?;
+        Session::begin(run_dir, run_id, mode, progress.mode.is_some()).map_err(&unusable)?;
 
     // The before-values, read back from the versions the before snapshot names.
     let (values, unreadable) =
@@ -164,7 +164,7 @@ pub async fn resume(
             crate::remedy::plan::plan(mode, &findings, &facts, &before, &now.snapshot, config);
         session.plan(&plan).map_err(&unusable)?;
         progress = Progress {
-            mode: Some(mode_word.clone()),
+            mode: Some(mode),
             plan: Some(plan),
             ..Default::default()
         };

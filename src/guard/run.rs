@@ -39,7 +39,7 @@ pub async fn run(
     key: &FingerprintKey,
     opts: RunOptions,
 ) -> Result<RunResult, command::SpawnError> {
-    let mut report = new_report("run", opts.run_id.clone(), mode_name(opts.mode));
+    let mut report = new_report("run", opts.run_id.clone(), opts.mode.as_str());
     report.command = opts
         .command
         .iter()
@@ -170,7 +170,7 @@ pub async fn run(
         } else {
             report.notes.push(format!(
                 "no remedy was attempted (mode {}): check by hand what the command changed",
-                mode_name(opts.mode)
+                opts.mode.as_str()
             ));
         }
         report.finished_at = now_rfc3339();
@@ -256,7 +256,7 @@ pub async fn run(
             &after.snapshot,
             config,
         );
-        let session = Session::begin(&opts.run_dir, &opts.run_id, mode_name(opts.mode), false)
+        let session = Session::begin(&opts.run_dir, &opts.run_id, opts.mode, false)
             .and_then(|mut s| s.plan(&plan).map(|()| s));
         match session {
             Err(e) => {
@@ -350,12 +350,11 @@ async fn remedy_privileges(live: &Live, mode: Mode) -> Result<(), String> {
         Mode::Rollback => &["manage_security"],
         _ => &["read_security"],
     };
-    let granted = live.es().has_privileges(wanted).await.map_err(|e| {
-        format!(
-            "cannot check the privileges a {} needs: {e}",
-            mode_name(mode)
-        )
-    })?;
+    let granted = live
+        .es()
+        .has_privileges(wanted)
+        .await
+        .map_err(|e| format!("cannot check the privileges a {} needs: {e}", mode.as_str()))?;
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|p| !granted.cluster.get(**p).copied().unwrap_or(false))
@@ -369,7 +368,7 @@ async fn remedy_privileges(live: &Live, mode: Mode) -> Result<(), String> {
         crate::report::escape::line(&granted.username, 128),
         if missing.len() > 1 { "s" } else { "" },
         missing.join(", "),
-        mode_name(mode),
+        mode.as_str(),
         if mode == Mode::Rollback {
             " to set passwords and users back"
         } else {

@@ -21,7 +21,7 @@ pub enum Event {
     /// A remedy begins: its mode, and when the command it repairs ended.
     Begin {
         run_id: String,
-        mode: String,
+        mode: crate::config::Mode,
     },
     Plan {
         plan: Plan,
@@ -192,7 +192,7 @@ pub fn parse(bytes: &[u8]) -> Read {
 /// What a journal says about its remedy.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Progress {
-    pub mode: Option<String>,
+    pub mode: Option<crate::config::Mode>,
     pub plan: Option<Plan>,
     /// Steps marked done.
     pub done: Vec<usize>,
@@ -236,7 +236,7 @@ impl Progress {
                 }
             };
             match e {
-                Event::Begin { mode, .. } => p.mode = Some(mode.clone()),
+                Event::Begin { mode, .. } => p.mode = Some(*mode),
                 Event::Plan { plan } => {
                     p.plan = Some(plan.clone());
                     p.done.clear();
@@ -309,7 +309,7 @@ mod tests {
         let mut j = Journal::open(dir.path()).unwrap();
         j.append(Event::Begin {
             run_id: "r".into(),
-            mode: "rollback".into(),
+            mode: crate::config::Mode::Rollback,
         })
         .unwrap();
         j.append(Event::Plan { plan: plan() }).unwrap();
@@ -335,7 +335,7 @@ mod tests {
             .write_all(b"{\"seq\":6,\"at\":\"x\",\"ev")
             .unwrap();
         let p = Progress::of(&read(&dir.path().join(FILE)).unwrap().events);
-        assert_eq!(p.mode.as_deref(), Some("rollback"));
+        assert_eq!(p.mode, Some(crate::config::Mode::Rollback));
         assert_eq!(p.plan, Some(plan()));
         assert_eq!(p.done, vec![0]);
         assert_eq!(p.pending(), vec![1]);

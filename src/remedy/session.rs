@@ -25,7 +25,7 @@ impl Session {
     pub fn begin(
         run_dir: &Path,
         run_id: &str,
-        mode: &str,
+        mode: crate::config::Mode,
         already_begun: bool,
     ) -> Result<Session, String> {
         let journal =
@@ -37,7 +37,7 @@ impl Session {
         if !already_begun {
             s.record(Event::Begin {
                 run_id: run_id.to_owned(),
-                mode: mode.to_owned(),
+                mode,
             })?;
         }
         Ok(s)
