@@ -271,14 +271,7 @@ impl CredentialSpec {
     }
 }
 
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum CredentialKind {
-    ElasticsearchBasic,
-    ElasticsearchApiKey,
-}
+pub use crate::model::CredentialKind;
 
 /// What `run` does on a blocking violation: `[rules] on_violation`,
 /// `--on-violation`, the journal's `begin` and the report's `mode` all use

@@ -26,11 +26,7 @@ use crate::snapshot::model::Snapshot;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::model::now_rfc3339;
 
 /// `20261124T101500Z-3f2a`: sortable, unique enough for one machine.
 pub fn new_run_id() -> String {

@@ -14,8 +14,8 @@ use super::{
     aws_time, in_batches, Calls, Container, EcsReader, EcsWriter, Gate, ProviderError,
     TaskDefinition,
 };
+use crate::model::snapshot::{DeploymentState, ServiceState, TaskState};
 use crate::model::ServiceRef;
-use crate::snapshot::model::{DeploymentState, ServiceState, TaskState};
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::DesiredStatus;
 use std::collections::BTreeMap;

@@ -33,10 +33,10 @@ pub mod elasticsearch;
 pub mod secretsmanager;
 pub mod targets;
 
-use crate::model::{SecretArn, SecretName, ServiceRef};
-use crate::snapshot::model::{
+use crate::model::snapshot::{
     ApiKeyState, ClusterHealth, EsUser, SecretVersionState, ServiceState, Timestamp,
 };
+use crate::model::{SecretArn, SecretName, ServiceRef};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

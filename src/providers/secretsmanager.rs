@@ -12,8 +12,8 @@ use super::{
     aws_time, Calls, CurrentValues, Gate, ProviderError, SecretMeta, SecretValue, SecretsReader,
     SecretsWriter, Wanted,
 };
+use crate::model::snapshot::SecretVersionState;
 use crate::model::{SecretArn, SecretName};
-use crate::snapshot::model::SecretVersionState;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;

@@ -24,8 +24,8 @@ use super::{
     SecretsReader, SecretsWriter, TaskDefinition, Wanted,
 };
 use crate::config::Config;
+use crate::model::snapshot::{SecretVersionState, ServiceState};
 use crate::model::{SecretName, ServiceRef};
-use crate::snapshot::model::{SecretVersionState, ServiceState};
 
 const SSM_PREFIX: &str = "/aws/reference/secretsmanager/";
 

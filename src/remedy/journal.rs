@@ -95,7 +95,7 @@ impl Journal {
         self.seq += 1;
         let line = Line {
             seq: self.seq,
-            at: crate::guard::now_rfc3339(),
+            at: crate::model::now_rfc3339(),
             event,
         };
         let mut text = serde_json::to_string(&line).expect("journal lines serialise");

@@ -41,7 +41,7 @@ pub struct Report {
     /// `--watch`: what the tripwire saw, from the first refused probe to the
     /// probe that succeeded after the remedy.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub outage: Option<crate::guard::watch::Outage>,
+    pub outage: Option<Outage>,
     /// Notes for the reader, e.g. a remedy this version cannot apply.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
@@ -181,4 +181,17 @@ pub struct Change {
     pub change: String,
     /// In words, e.g. `AWSCURRENT moved v1 → v2 (value changed)`. Never a secret value.
     pub detail: String,
+}
+
+/// The outage `run --watch`'s tripwire saw: from the first refused probe
+/// until every credential authenticated again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outage {
+    pub credentials: Vec<String>,
+    /// The first refused probe.
+    pub first_failed_probe_at: String,
+    /// The first probe after the remedy at which every one authenticated again.
+    pub recovered_at: Option<String>,
+    pub window_ms: Option<u64>,
+    pub probes: u64,
 }

@@ -8,7 +8,9 @@
 
 pub mod fingerprint;
 pub mod graph;
-pub mod model;
+/// The document's types live in [`crate::model::snapshot`], below every
+/// stage that reads them (providers fill them in, rules read them).
+pub use crate::model::snapshot as model;
 pub mod take;
 
 use crate::config::{Config, EsAuth};

@@ -7,8 +7,7 @@
 //! environment value from a task definition. Secret values are represented by
 //! keyed fingerprints only (see [`super::fingerprint`]).
 
-use crate::config::CredentialKind;
-use crate::model::{SecretArn, SecretName, ServiceRef};
+use super::{CredentialKind, SecretArn, SecretName, ServiceRef};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
