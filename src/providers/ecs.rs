@@ -10,6 +10,7 @@
 //! described together — and the shared [`Gate`] bounds what is in flight.
 
 use super::aws::{sdk_err, ThrottleCounter};
+use super::paging::all_pages;
 use super::{
     aws_time, in_batches, Calls, Container, EcsReader, EcsWriter, Gate, ProviderError,
     TaskDefinition,
@@ -59,9 +60,7 @@ impl AwsEcs {
     }
 
     async fn list_service_arns(&self, cluster: &str) -> Result<Vec<String>, ProviderError> {
-        let mut arns = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        all_pages("ECS", "ListServices", async |token| {
             let _slot = self.gate.slot().await;
             self.calls.hit("ecs:ListServices");
             let page = self
@@ -69,16 +68,16 @@ impl AwsEcs {
                 .list_services()
                 .cluster(cluster)
                 .max_results(100)
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
                 .map_err(|e| Self::err("ListServices", e))?;
-            arns.extend(page.service_arns().iter().cloned());
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(arns);
-            }
-        }
+            Ok((
+                page.service_arns().to_vec(),
+                page.next_token().map(str::to_owned),
+            ))
+        })
+        .await
     }
 
     /// Task ARNs of a cluster, or of one service when `service` is given.
@@ -88,9 +87,7 @@ impl AwsEcs {
         service: Option<&str>,
         status: DesiredStatus,
     ) -> Result<Vec<String>, ProviderError> {
-        let mut arns = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        all_pages("ECS", "ListTasks", async |token| {
             let _slot = self.gate.slot().await;
             self.calls.hit("ecs:ListTasks");
             let page = self
@@ -100,16 +97,16 @@ impl AwsEcs {
                 .set_service_name(service.map(str::to_owned))
                 .desired_status(status.clone())
                 .max_results(100)
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
                 .map_err(|e| Self::err("ListTasks", e))?;
-            arns.extend(page.task_arns().iter().cloned());
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(arns);
-            }
-        }
+            Ok((
+                page.task_arns().to_vec(),
+                page.next_token().map(str::to_owned),
+            ))
+        })
+        .await
     }
 
     /// Every task the cluster (or one service of it) wants running, plus

@@ -30,6 +30,7 @@ pub mod aws;
 pub mod discovery;
 pub mod ecs;
 pub mod elasticsearch;
+pub mod paging;
 pub mod secretsmanager;
 pub mod targets;
 

@@ -8,6 +8,7 @@
 
 use super::aws::{sdk_err, ThrottleCounter};
 use super::in_batches;
+use super::paging::all_pages;
 use super::{
     aws_time, Calls, CurrentValues, Gate, ProviderError, SecretMeta, SecretValue, SecretsReader,
     SecretsWriter, Wanted,
@@ -179,10 +180,8 @@ impl SecretsReader for AwsSecrets {
         &self,
         wanted: &dyn Fn() -> Option<Wanted>,
     ) -> Result<Vec<SecretMeta>, ProviderError> {
-        let mut found = Vec::new();
         let mut lookout = Lookout::default();
-        let mut token: Option<String> = None;
-        loop {
+        all_pages("Secrets Manager", "ListSecrets", async |token| {
             let page = {
                 let _slot = self.gate.slot().await;
                 self.calls.hit("secretsmanager:ListSecrets");
@@ -192,40 +191,40 @@ impl SecretsReader for AwsSecrets {
                     // and its deletion is what the rules must see.
                     .include_planned_deletion(true)
                     .max_results(LIST_PAGE_MAX)
-                    .set_next_token(token.take())
+                    .set_next_token(token)
                     .send()
                     .await
                     .map_err(|e| Self::err("ListSecrets", e))?
             };
-            let start = found.len();
-            for e in page.secret_list() {
-                let (Some(arn), Some(name)) = (e.arn(), e.name()) else {
-                    continue;
-                };
-                found.push(SecretMeta {
-                    arn: SecretArn::new(arn),
-                    name: SecretName::new(name),
-                    created_date: aws_time(e.created_date()),
-                    last_changed_date: aws_time(e.last_changed_date()),
-                    deleted_date: aws_time(e.deleted_date()),
-                    version_stages: e
-                        .secret_versions_to_stages()
-                        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                        .unwrap_or_default(),
-                });
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() || lookout.seen_all(&found[start..], wanted) {
-                break;
-            }
-        }
-        Ok(found)
+            let found: Vec<SecretMeta> = page
+                .secret_list()
+                .iter()
+                .filter_map(|e| {
+                    Some(SecretMeta {
+                        arn: SecretArn::new(e.arn()?),
+                        name: SecretName::new(e.name()?),
+                        created_date: aws_time(e.created_date()),
+                        last_changed_date: aws_time(e.last_changed_date()),
+                        deleted_date: aws_time(e.deleted_date()),
+                        version_stages: e
+                            .secret_versions_to_stages()
+                            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect();
+            // Stop early once every wanted secret has been seen.
+            let next = page
+                .next_token()
+                .filter(|_| !lookout.seen_all(&found, wanted))
+                .map(str::to_owned);
+            Ok((found, next))
+        })
+        .await
     }
 
     async fn versions(&self, name: &SecretName) -> Result<Vec<SecretVersionState>, ProviderError> {
-        let mut versions = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        let mut versions = all_pages("Secrets Manager", "ListSecretVersionIds", async |token| {
             let _slot = self.gate.slot().await;
             self.calls.hit("secretsmanager:ListSecretVersionIds");
             let page = self
@@ -236,25 +235,27 @@ impl SecretsReader for AwsSecrets {
                 // default, but still readable by id: a rollback may need it.
                 .include_deprecated(true)
                 .max_results(100)
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
                 .map_err(|e| Self::err("ListSecretVersionIds", e))?;
-            for v in page.versions() {
-                let mut stages = v.version_stages().to_vec();
-                stages.sort();
-                versions.push(SecretVersionState {
-                    version_id: v.version_id().unwrap_or_default().to_owned(),
-                    stages,
-                    created_date: aws_time(v.created_date()),
-                    fingerprint: None,
-                });
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                break;
-            }
-        }
+            let versions = page
+                .versions()
+                .iter()
+                .map(|v| {
+                    let mut stages = v.version_stages().to_vec();
+                    stages.sort();
+                    SecretVersionState {
+                        version_id: v.version_id().unwrap_or_default().to_owned(),
+                        stages,
+                        created_date: aws_time(v.created_date()),
+                        fingerprint: None,
+                    }
+                })
+                .collect();
+            Ok((versions, page.next_token().map(str::to_owned)))
+        })
+        .await?;
         versions.sort_by(|a, b| {
             a.created_date
                 .cmp(&b.created_date)
