@@ -448,6 +448,18 @@ impl Cx<'_> {
     ) -> Result<Option<u64>, ConfigError> {
         bounded(&|s, m, h| self.err(s, m, h), key, value, range)
     }
+
+    /// A `*_seconds` key checked against `range`, as a duration.
+    fn seconds(
+        &self,
+        key: &str,
+        value: Option<Spanned<i64>>,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<std::time::Duration>, ConfigError> {
+        Ok(self
+            .bounded(key, value, range)?
+            .map(std::time::Duration::from_secs))
+    }
 }
 
 /// `[elasticsearch]`: the URL and opsguard's own credential. `env` is `None`
@@ -899,20 +911,18 @@ fn remedies_config(
     Ok(RemediesConfig {
         redeploy_fallback: r.redeploy_fallback.unwrap_or(defaults.redeploy_fallback),
         stable_timeout: cx
-            .bounded(
+            .seconds(
                 "[remedies] stable_timeout_seconds",
                 r.stable_timeout_seconds,
                 1..=86_400,
             )?
-            .map(std::time::Duration::from_secs)
             .unwrap_or(defaults.stable_timeout),
         kill_grace: cx
-            .bounded(
+            .seconds(
                 "[remedies] kill_grace_seconds",
                 r.kill_grace_seconds,
                 0..=3600,
             )?
-            .map(std::time::Duration::from_secs)
             .unwrap_or(defaults.kill_grace),
         watch_interval: cx
             .bounded(
