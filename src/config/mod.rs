@@ -508,14 +508,13 @@ fn elasticsearch_config(
         url,
         auth: es_auth(cx, &es, es_span, env)?,
         ca_cert: es.ca_cert.map(|p| cx.base.join(p.get_ref())),
-        timeout: std::time::Duration::from_secs(
-            cx.bounded(
+        timeout: cx
+            .seconds(
                 "[elasticsearch] timeout_seconds",
                 es.timeout_seconds,
                 1..=3600,
             )?
-            .unwrap_or(30),
-        ),
+            .unwrap_or(std::time::Duration::from_secs(30)),
         max_concurrency: cx.max_concurrency(
             "elasticsearch",
             es.max_concurrency.as_ref(),
@@ -657,9 +656,7 @@ fn aws_config(cx: &Cx<'_>, a: raw::RawAws) -> Result<AwsConfig, ConfigError> {
             a.max_concurrency.as_ref(),
             DEFAULT_AWS_MAX_CONCURRENCY,
         )?,
-        timeout: cx
-            .bounded("[aws] timeout_seconds", a.timeout_seconds, 1..=3600)?
-            .map(std::time::Duration::from_secs),
+        timeout: cx.seconds("[aws] timeout_seconds", a.timeout_seconds, 1..=3600)?,
         region: a.region,
         endpoint_url: a.endpoint_url,
         profile: a.profile,
