@@ -32,6 +32,8 @@ async fn init_writes_a_config_naming_the_cluster_and_the_credential_pair_that_lo
     let dir = tempfile::tempdir().unwrap();
     let out = init(&env, dir.path(), &[]);
     out.assert_code(0);
+    opsguard_testkit::snap::settings(&[])
+        .bind(|| insta::assert_snapshot!("init_human", out.stderr));
     let path = dir.path().join("opsguard.toml");
     let text = std::fs::read_to_string(&path).expect("written to ./opsguard.toml");
 

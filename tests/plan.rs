@@ -222,6 +222,9 @@ async fn the_2026_api_key_replacement_is_blocked_in_either_order() {
         .unwrap()
         .contains("create the new credential first"));
     assert!(out.stderr.contains("BLOCKED"), "{}", out.stderr);
+    // What a person reads, as reviewed (the key id is random per run).
+    opsguard_testkit::snap::settings(&[(key_id.clone(), "[KEY_ID]")])
+        .bind(|| insta::assert_snapshot!("plan_2026_key_replacement_human", out.stderr));
     assert_no_leak_named(
         &[
             ("stdout", &out.stdout),

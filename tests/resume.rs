@@ -13,7 +13,9 @@ use common::*;
 /// two passwords, two users' attributes, four secrets.
 const STEPS: usize = 8;
 
-async fn killed_then_resumed(failpoint: &str) {
+/// Kill the rollback at `failpoint`, resume it, and check the before state
+/// is back. Returns resume's stderr.
+async fn killed_then_resumed(failpoint: &str) -> String {
     let env = setup().await;
     let (out, _, _) = guarded_with(
         &env,
@@ -44,11 +46,13 @@ async fn killed_then_resumed(failpoint: &str) {
     // Resuming a finished remedy changes nothing and verifies again.
     let (again, _) = resume_run(&env, &run, &[]);
     again.assert_code(10);
+    out.stderr
 }
 
 #[tokio::test]
 async fn killed_before_planning() {
-    killed_then_resumed("kill-at:before-plan").await;
+    let stderr = killed_then_resumed("kill-at:before-plan").await;
+    opsguard_testkit::snap::settings(&[]).bind(|| insta::assert_snapshot!("resume_human", stderr));
 }
 
 #[tokio::test]

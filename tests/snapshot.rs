@@ -255,6 +255,8 @@ async fn snapshot_to_stdout_with_a_human_summary_on_stderr() {
         !out.stderr.contains('\u{1b}'),
         "no colour with NO_COLOR or off a terminal"
     );
+    opsguard_testkit::snap::settings(&[])
+        .bind(|| insta::assert_snapshot!("snapshot_human", out.stderr));
     assert_no_leak_named(
         &[("stdout", &out.stdout), ("stderr", &out.stderr)],
         &env.replica.secret_values,

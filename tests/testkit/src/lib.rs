@@ -9,6 +9,8 @@
 //!   hangs) in front of the ES double or ministack;
 //! * [`cmd`] runs the `opsguard` binary with a bounded timeout, and scans its
 //!   output for leaked secrets.
+//! * [`snap`] insta settings that filter times, ids and ports out of output
+//!   snapshots.
 //! * [`schema`] checks opsguard's JSON output against the JSON Schemas in
 //!   `docs/schema/`.
 //!
@@ -21,6 +23,7 @@ mod process;
 pub mod proxy;
 pub mod replica;
 pub mod schema;
+pub mod snap;
 
 pub use cmd::{assert_no_leak, assert_no_leak_named, Cmd, Output};
 pub use ministack::{Account, Ministack};
