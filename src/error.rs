@@ -85,6 +85,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Init(#[from] crate::cli::init::InitError),
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Hook(#[from] crate::cli::hook::HookError),
 }
 
 impl Error {
@@ -98,8 +106,17 @@ impl Error {
             | Error::Resume(_)
             | Error::Output { .. }
             | Error::Plan(_)
-            | Error::PlanSource(_) => exit::USAGE,
+            | Error::PlanSource(_)
+            | Error::Hook(_) => exit::USAGE,
             Error::Snapshot(_) | Error::FingerprintKey { .. } => exit::PREFLIGHT_FAILED,
+            // An answer that cannot be written (or would overwrite) is a
+            // usage error; AWS that cannot be read is a failed pre-flight.
+            Error::Init(e) => match e {
+                crate::cli::init::InitError::Exists { .. }
+                | crate::cli::init::InitError::Write { .. } => exit::USAGE,
+                crate::cli::init::InitError::Aws(_)
+                | crate::cli::init::InitError::NoClusters { .. } => exit::PREFLIGHT_FAILED,
+            },
         }
     }
 }

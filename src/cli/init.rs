@@ -101,15 +101,6 @@ pub enum InitError {
     },
 }
 
-impl InitError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            InitError::Exists { .. } | InitError::Write { .. } => crate::exit::USAGE,
-            InitError::Aws(_) | InitError::NoClusters { .. } => crate::exit::PREFLIGHT_FAILED,
-        }
-    }
-}
-
 pub async fn execute(default_output: &Path, args: InitArgs) -> Result<u8, InitError> {
     let output = args
         .output

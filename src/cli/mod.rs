@@ -7,8 +7,8 @@
 mod check;
 mod completions;
 mod diff;
-mod hook;
-mod init;
+pub mod hook;
+pub mod init;
 mod output;
 mod plan;
 mod rehearse;
@@ -351,26 +351,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             runtime()?.block_on(rehearse::execute(&config, args))
         }
         // No config: `init` writes one, the others describe the CLI or git.
-        Command::Hook(args) => Ok(hook::execute(args).unwrap_or_else(|e| {
-            print_error(e);
-            exit::USAGE
-        })),
-        Command::Init(args) => Ok(runtime()?
-            .block_on(init::execute(&cli.config, args))
-            .unwrap_or_else(|e| {
-                let code = e.exit_code();
-                print_error(e);
-                code
-            })),
+        Command::Hook(args) => Ok(hook::execute(args)?),
+        Command::Init(args) => Ok(runtime()?.block_on(init::execute(&cli.config, args))?),
         Command::Completions(args) => Ok(completions::completions(args)),
         Command::Man(args) => Ok(completions::man(args)),
     }
-}
-
-/// An error of a subcommand with its own error type, rendered as
-/// [`main`] renders an [`Error`].
-fn print_error(e: impl miette::Diagnostic + Send + Sync + 'static) {
-    eprintln!("{:?}", miette::Report::new(e));
 }
 
 /// The config for a command that needs none: used when present (its rule
