@@ -23,8 +23,7 @@ pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
     let mut report = guard::new_report("check", guard::new_run_id(), "check");
     match crate::snapshot::take_live(config, &key).await {
         Err(e) => {
-            report.outcome = Outcome::PreflightFailed;
-            report.exit_code = exit::PREFLIGHT_FAILED;
+            exit::settle(&mut report, Outcome::PreflightFailed, None);
             report.preflight_error = Some(format!("cannot take a snapshot: {e}"));
         }
         Ok(taken) => {

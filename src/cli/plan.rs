@@ -141,8 +141,7 @@ pub async fn execute(config: Option<&Config>, args: PlanArgs) -> Result<u8, Erro
         match crate::snapshot::take_live(config, &key).await {
             Ok(t) => Some(t.snapshot),
             Err(e) => {
-                report.outcome = Outcome::PreflightFailed;
-                report.exit_code = exit::PREFLIGHT_FAILED;
+                exit::settle(&mut report, Outcome::PreflightFailed, None);
                 report.preflight_error = Some(format!(
                     "cannot read the live credential graph: {e} (use --offline to judge by resource types alone)"
                 ));

@@ -32,7 +32,7 @@ pub enum RulesCommand {
 }
 
 /// `rules test` exits 1 when a test fails.
-pub const TESTS_FAILED: u8 = 1;
+pub const TESTS_FAILED: u8 = exit::TESTS_FAILED;
 
 /// The errors of `rules`: a rule or waiver that does not load
 /// ([`Error::Rules`]) or output that cannot be written ([`Error::Output`]);

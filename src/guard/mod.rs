@@ -175,13 +175,12 @@ pub fn new_report(subcommand: &str, run_id: String, mode: &str) -> Report {
 /// Outcome and exit code of `check` and `diff`: 11 on a blocking finding.
 pub fn settle_steady(report: &mut Report, findings: &[Finding]) {
     record_findings(report, findings);
-    if findings.iter().any(is_blocking) {
-        report.outcome = Outcome::Violated;
-        report.exit_code = exit::VIOLATION;
+    let outcome = if findings.iter().any(is_blocking) {
+        Outcome::Violated
     } else {
-        report.outcome = Outcome::Ok;
-        report.exit_code = exit::OK;
-    }
+        Outcome::Ok
+    };
+    exit::settle(report, outcome, None);
 }
 
 /// Probe, after the command, every value the consumers held before it: what

@@ -248,11 +248,13 @@ pub fn settle(report: &mut Report, out: Outcome) {
     }
     report.remediation = Some(out.remediation);
     if verified {
-        report.outcome = crate::report::model::Outcome::Remediated;
-        report.exit_code = exit::REMEDIATED;
+        exit::settle(report, crate::report::model::Outcome::Remediated, None);
     } else {
-        report.outcome = crate::report::model::Outcome::RemediationFailed;
-        report.exit_code = exit::REMEDY_FAILED;
+        exit::settle(
+            report,
+            crate::report::model::Outcome::RemediationFailed,
+            None,
+        );
         report.notes.push(format!(
             "a human is needed: the report lists what is still wrong; `opsguard resume {}` plans again from the current state and retries the remedy",
             report.run_id

@@ -94,8 +94,11 @@ pub async fn resume(
     let live = match Live::connect(config).await {
         Ok(l) => l,
         Err(e) => {
-            report.outcome = crate::report::model::Outcome::RemediationFailed;
-            report.exit_code = exit::REMEDY_FAILED;
+            exit::settle(
+                &mut report,
+                crate::report::model::Outcome::RemediationFailed,
+                None,
+            );
             report.error = Some(format!("cannot reach the environment to resume: {e}"));
             super::remediate::save_report(run_dir, &report);
             return Ok(report);
@@ -121,8 +124,11 @@ pub async fn resume(
     let now = match take_with_retry(&live, config, key, 3).await {
         Ok(now) => now,
         Err(e) => {
-            report.outcome = crate::report::model::Outcome::RemediationFailed;
-            report.exit_code = exit::REMEDY_FAILED;
+            exit::settle(
+                &mut report,
+                crate::report::model::Outcome::RemediationFailed,
+                None,
+            );
             report.error = Some(format!(
                 "cannot take a snapshot of the current state, so nothing was done: {e}"
             ));
@@ -146,8 +152,11 @@ pub async fn resume(
         let probes = match probe_values(live.es(), &before, &values).await {
             Ok(p) => p,
             Err(e) => {
-                report.outcome = crate::report::model::Outcome::RemediationFailed;
-                report.exit_code = exit::REMEDY_FAILED;
+                exit::settle(
+                    &mut report,
+                    crate::report::model::Outcome::RemediationFailed,
+                    None,
+                );
                 report.error = Some(format!(
                     "cannot probe the values the credentials held before the command, so nothing was done: {e}"
                 ));

@@ -48,8 +48,7 @@ pub async fn run(
     report.skip_preflight = opts.skip_preflight;
 
     let preflight_failed = |mut report: Report, why: String| {
-        report.outcome = Outcome::PreflightFailed;
-        report.exit_code = exit::PREFLIGHT_FAILED;
+        exit::settle(&mut report, Outcome::PreflightFailed, None);
         report.preflight_error = Some(why);
         report.finished_at = now_rfc3339();
         save_report(&opts.run_dir, &report);
@@ -152,15 +151,12 @@ pub async fn run(
     let command_ended = std::time::Instant::now();
     report.command_exit = ended.code;
     report.command_signal = ended.signal_name();
-    // A command's own 2, 10-13 would read as opsguard's verdict: folded to 1.
-    let passthrough = exit::fold_command_exit(ended.shell_code());
 
     failpoint_at("after-command");
 
     // 3. After, even if the command failed or was killed.
     let unverifiable = |mut report: Report, why: String| {
-        report.outcome = Outcome::RemediationFailed;
-        report.exit_code = exit::REMEDY_FAILED;
+        exit::settle(&mut report, Outcome::RemediationFailed, None);
         report.error = Some(why);
         if matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
             report.notes.push(format!(
@@ -228,21 +224,17 @@ pub async fn run(
 
     // 4. The verdict. A broken rule blocks (fail closed).
     let blocking = findings.iter().any(is_blocking) || !broken.is_empty();
-    (report.outcome, report.exit_code) = match (blocking, opts.mode) {
-        (false, _) => (Outcome::Ok, passthrough),
-        (true, Mode::Warn) => (Outcome::Violated, passthrough),
-        (true, Mode::Block) => (Outcome::Violated, exit::VIOLATION),
-        (true, Mode::Rollback | Mode::Redeploy) => (Outcome::Violated, exit::VIOLATION),
+    let outcome = if blocking {
+        Outcome::Violated
+    } else {
+        Outcome::Ok
     };
-    if passthrough != ended.shell_code() && report.exit_code == passthrough {
-        let note = format!(
-            "the command exited {}, a code opsguard uses for its own verdicts; opsguard exits 1 instead (command_exit keeps {})",
-            ended.shell_code(),
-            ended.shell_code()
-        );
+    let command = exit::Command {
+        code: ended.shell_code(),
+        warn: opts.mode == Mode::Warn,
+    };
+    if let Some(note) = exit::settle(&mut report, outcome, Some(command)) {
         eprintln!("opsguard: {note}");
-        report.notes.push(note);
-        report.command_exit_folded = true;
     }
 
     // 5. The remedy, journalled, then proven by a fresh snapshot.
@@ -260,8 +252,7 @@ pub async fn run(
             .and_then(|mut s| s.plan(&plan).map(|()| s));
         match session {
             Err(e) => {
-                report.outcome = Outcome::RemediationFailed;
-                report.exit_code = exit::REMEDY_FAILED;
+                exit::settle(&mut report, Outcome::RemediationFailed, None);
                 report.error = Some(format!("{e}, so no remedy was applied"));
             }
             Ok(mut session) => {
@@ -321,9 +312,8 @@ pub async fn run(
                 if let Some(e) = broken.first() {
                     // The remedy may have put the other rules right; what the
                     // broken rule judges is not known, so this is not proven.
-                    if report.exit_code == exit::REMEDIATED {
-                        report.outcome = Outcome::RemediationFailed;
-                        report.exit_code = exit::REMEDY_FAILED;
+                    if report.outcome == Outcome::Remediated {
+                        exit::settle(&mut report, Outcome::RemediationFailed, None);
                     }
                     report.error.get_or_insert_with(|| {
                         format!("a rule could not be evaluated, so the remedy cannot be proven complete: {e}")

@@ -74,8 +74,7 @@ pub async fn rehearse(
         ..Default::default()
     };
     let failed = |mut report: Report, rehearsal: Rehearsal, why: String| {
-        report.outcome = Outcome::PreflightFailed;
-        report.exit_code = exit::PREFLIGHT_FAILED;
+        exit::settle(&mut report, Outcome::PreflightFailed, None);
         report.preflight_error = Some(why);
         report.rehearsal = Some(rehearsal);
         report.finished_at = now_rfc3339();
@@ -252,8 +251,7 @@ pub async fn rehearse(
     let (shadow_after, findings) = match judged {
         Ok(j) => j,
         Err(e) => {
-            report.outcome = Outcome::RemediationFailed;
-            report.exit_code = exit::REMEDY_FAILED;
+            exit::settle(&mut report, Outcome::RemediationFailed, None);
             report.error = Some(format!(
                 "the command ran in the shadow, but judging it failed: {e}"
             ));
@@ -274,8 +272,7 @@ pub async fn rehearse(
     match live_after {
         Err(e) => {
             rehearsal.live_unchanged = false;
-            report.outcome = Outcome::Escaped;
-            report.exit_code = exit::REMEDY_FAILED;
+            exit::settle(&mut report, Outcome::Escaped, None);
             report.error = Some(format!(
                 "the live snapshot after the rehearsal failed ({e}): whether live changed is unknown; check by hand"
             ));
@@ -284,27 +281,25 @@ pub async fn rehearse(
             let changes = compare::live_changes(&live_before.snapshot, &after.snapshot);
             rehearsal.live_unchanged = changes.is_empty();
             if !changes.is_empty() {
-                report.outcome = Outcome::Escaped;
-                report.exit_code = exit::REMEDY_FAILED;
+                exit::settle(&mut report, Outcome::Escaped, None);
                 report.error = Some(format!(
                     "the live environment changed while the command ran in the shadow ({} change(s)): the command reached past the shadow, or someone else changed live meanwhile; a human must look",
                     changes.len()
                 ));
-            } else if blocking {
-                report.outcome = Outcome::Violated;
-                report.exit_code = exit::VIOLATION;
             } else {
-                report.outcome = Outcome::Ok;
                 // As `run` does: a command's own 2 or 10-13 must not read as
                 // opsguard's verdict.
-                report.exit_code = exit::fold_command_exit(passthrough);
-                if report.exit_code != passthrough {
-                    let note = format!(
-                        "the command exited {passthrough}, a code opsguard uses for its own verdicts; opsguard exits 1 instead (command_exit keeps {passthrough})"
-                    );
+                let outcome = if blocking {
+                    Outcome::Violated
+                } else {
+                    Outcome::Ok
+                };
+                let command = exit::Command {
+                    code: passthrough,
+                    warn: false,
+                };
+                if let Some(note) = exit::settle(&mut report, outcome, Some(command)) {
                     eprintln!("opsguard: {note}");
-                    report.notes.push(note);
-                    report.command_exit_folded = true;
                 }
             }
             rehearsal.live_changes = changes;
