@@ -204,6 +204,7 @@ fn every_subcommand_help_names_the_exit_codes_it_can_return() {
         (&["diff"], &["0 ", "2 ", "11 "]),
         (&["rules"], &["0 ", "1 ", "2 "]),
         (&["rules", "list"], &["0 ", "2 "]),
+        (&["rules", "show"], &["0 ", "2 "]),
         (&["rules", "test"], &["0 ", "1 ", "2 "]),
         (&["resume"], &["10 ", "12 ", "2 ", "13 "]),
         (&["hook"], &["0 ", "2 "]),

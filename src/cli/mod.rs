@@ -91,6 +91,12 @@ Exit codes:
   2   a rule, the config or a waiver does not load (an expired waiver, one
       naming an unknown rule)";
 
+const RULES_SHOW_EXIT_CODES: &str = "\
+Exit codes:
+  0   the rule is in force, and every rule and waiver loads
+  2   no rule of that id is in force (the nearest are named), or a rule, the
+      config or a waiver does not load";
+
 const RULES_TEST_EXIT_CODES: &str = "\
 Exit codes:
   0   every test case passed
@@ -162,7 +168,7 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Evaluate the rules on two snapshot files, offline.
     Diff(diff::DiffArgs),
-    /// List the rules in force, or run their test cases.
+    /// List the rules in force, show one in full, or run their test cases.
     Rules(rules::RulesArgs),
     /// Finish an interrupted remedy from its journal, and verify it.
     Resume(resume::ResumeArgs),
@@ -191,10 +197,11 @@ pub fn command() -> clap::Command {
         .mut_subcommand("diff", |c| c.after_help(DIFF_EXIT_CODES))
         .mut_subcommand("rules", |c| {
             c.after_help(format!(
-                "list: {}\n\ntest: {}",
-                RULES_LIST_EXIT_CODES, RULES_TEST_EXIT_CODES
+                "list: {}\n\nshow: {}\n\ntest: {}",
+                RULES_LIST_EXIT_CODES, RULES_SHOW_EXIT_CODES, RULES_TEST_EXIT_CODES
             ))
             .mut_subcommand("list", |c| c.after_help(RULES_LIST_EXIT_CODES))
+            .mut_subcommand("show", |c| c.after_help(RULES_SHOW_EXIT_CODES))
             .mut_subcommand("test", |c| c.after_help(RULES_TEST_EXIT_CODES))
         })
         .mut_subcommand("resume", |c| c.after_help(RESUME_EXIT_CODES))
