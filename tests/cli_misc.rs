@@ -9,7 +9,7 @@ use common::*;
 use opsguard_testkit::{assert_no_leak_named, Cmd, Output};
 use serde_json::Value;
 
-const SUBCOMMANDS: [&str; 11] = [
+const SUBCOMMANDS: [&str; 12] = [
     "run",
     "rehearse",
     "check",
@@ -21,6 +21,7 @@ const SUBCOMMANDS: [&str; 11] = [
     "init",
     "completions",
     "man",
+    "validate",
 ];
 
 fn opsguard() -> Cmd {
@@ -212,6 +213,7 @@ fn every_subcommand_help_names_the_exit_codes_it_can_return() {
         (&["init"], &["0 ", "2 ", "13 "]),
         (&["completions"], &["0 ", "2 "]),
         (&["man"], &["0 ", "2 "]),
+        (&["validate"], &["0 ", "2 "]),
     ];
     for (path, codes) in cases {
         let out = opsguard().args(*path).arg("--help").output();

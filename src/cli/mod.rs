@@ -17,6 +17,7 @@ mod rules;
 mod run;
 mod snapshot;
 pub mod ui;
+mod validate;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -175,6 +176,9 @@ pub enum Command {
     /// Judge a Terraform plan (`terraform show -json`) against the live
     /// credential graph before it is applied.
     Plan(plan::PlanArgs),
+    /// Load the config, the credentials it names, the rules and the waivers
+    /// as a run would, without the network; list every problem.
+    Validate(validate::ValidateArgs),
     /// Install the git pre-push hook that runs opsguard's checks before a push.
     Hook(hook::HookArgs),
     /// Write a first opsguard.toml from the ECS clusters, services and
@@ -206,6 +210,7 @@ pub fn command() -> clap::Command {
         })
         .mut_subcommand("resume", |c| c.after_help(RESUME_EXIT_CODES))
         .mut_subcommand("plan", |c| c.after_help(plan::EXIT_CODES))
+        .mut_subcommand("validate", |c| c.after_help(validate::EXIT_CODES))
         .mut_subcommand("hook", |c| c.after_help(hook::EXIT_CODES))
         .mut_subcommand("init", |c| c.after_help(init::EXIT_CODES))
         .mut_subcommand("completions", |c| c.after_help(completions::EXIT_CODES))
@@ -357,6 +362,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(rehearse::execute(&config, args))
         }
+        // The config is what is checked: its errors are listed, not returned.
+        Command::Validate(args) => Ok(validate::execute(&cli.config, args)),
         // No config: `init` writes one, the others describe the CLI or git.
         Command::Hook(args) => Ok(hook::execute(args).unwrap_or_else(|e| {
             print_error(e);
