@@ -63,9 +63,16 @@ on stderr, and the Markdown report is appended to $GITHUB_STEP_SUMMARY.";
 
 const CHECK_EXIT_CODES: &str = "\
 Exit codes:
-  0   no blocking violation (warnings are reported, and do not fail)
-  2   usage or configuration error, or a rule or waiver that does not load
-  11  blocking violation on the live environment
+  0   no blocking violation (warnings are reported, and do not fail); with
+      --fix redeploy: nothing needed fixing
+  2   usage or configuration error, a rule or waiver that does not load, or
+      (--fix) another run holds the lock
+  10  --fix redeploy: the stale services were redeployed, and a fresh
+      snapshot shows every blocking violation gone
+  11  blocking violation on the live environment; with --fix redeploy, one a
+      redeploy cannot fix (named in the report): nothing was redeployed
+  12  --fix redeploy: the redeploy failed or could not be verified (finish it
+      with `opsguard resume RUN_ID`)
   13  the environment could not be snapshotted (-v shows the calls made)
 
 Under GitHub Actions (GITHUB_ACTIONS=true) each finding is also an annotation
