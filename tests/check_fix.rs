@@ -208,3 +208,64 @@ async fn human_output_of_a_fix() {
     let run_id = only_run_id(&env);
     snapshot_filtered(&env, "check_fix_redeploy_human", &out.stderr, &run_id);
 }
+
+/// A fix killed half-way (after its second redeploy started) is finished by
+/// `opsguard resume`, from the journal and the held snapshot of its folder.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn a_fix_killed_half_way_is_finished_by_resume() {
+    let env = setup().await;
+    next_second();
+    unguarded(&env, "create_elastic_users.py");
+    let killed = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
+        .envs(env.replica.env())
+        .env("NO_COLOR", "1")
+        .env("OPSGUARD_FAILPOINT", "kill-after-started:2")
+        .current_dir(env.dir.path())
+        .args(["check", "--fix", "redeploy", "--config"])
+        .arg(&env.config)
+        .output();
+    killed.assert_code(128 + 9);
+    let run_id = only_run_id(&env);
+    let (out, report) = resume_run(&env, &run_id, &[]);
+    out.assert_code(10);
+    assert_eq!(report["remediation"]["verified"], true, "{report:#}");
+    let mut want = env.replica.consumer_refs("search");
+    want.extend(env.replica.consumer_refs("items"));
+    want.sort();
+    assert_eq!(redeployed(&report), want, "{report:#}");
+    let (after, _, _) = check(&env, &["--fix", "redeploy"]);
+    after.assert_code(0);
+}
+
+/// ECS refuses every new deployment: the fix fails, says so, and exits 12.
+#[tokio::test]
+async fn a_redeploy_that_fails_exits_12() {
+    use opsguard_testkit::proxy::{Fault, FaultProxy, Match};
+    let env = setup().await;
+    next_second();
+    unguarded(&env, "create_elastic_users.py");
+    let proxy = FaultProxy::start(&env.replica.account.endpoint);
+    proxy.add(Match::aws("UpdateService"), Fault::AwsInternal, None);
+    let ep = &env.replica.account.endpoint;
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace(&format!("\"{ep}\""), &format!("\"{}\"", proxy.url()));
+    std::fs::write(&env.config, text).unwrap();
+    let (out, report, text) = check(&env, &["--fix", "redeploy"]);
+    out.assert_code(12);
+    assert!(proxy.faults() > 0);
+    assert_eq!(report["outcome"], "remediation_failed", "{report:#}");
+    assert_eq!(report["remediation"]["verified"], false);
+    let failed: Vec<&Value> = report["remediation"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "redeploy" && a["ok"] == false)
+        .collect();
+    assert!(!failed.is_empty(), "{report:#}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("opsguard resume"), "{notes}");
+    assert!(out.stderr.contains("a human is needed"), "{}", out.stderr);
+    assert_nothing_leaked(&env, &out, &text, &[]);
+}
