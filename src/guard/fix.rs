@@ -122,6 +122,38 @@ pub async fn held_snapshot<S: SecretsReader>(
     Ok(Some(held))
 }
 
+/// Why the blocking findings' credentials cannot work for any task, new or
+/// old: their Elasticsearch user is gone or disabled.
+fn principal_problems(now: &Snapshot, findings: &[Finding]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in findings.iter().filter(|f| f.blocks()) {
+        let Some(c) = now.credentials.iter().find(|c| c.id == f.target) else {
+            continue;
+        };
+        if c.kind != crate::config::CredentialKind::ElasticsearchBasic {
+            continue;
+        }
+        let Some(user) = c.principal.as_deref() else {
+            continue;
+        };
+        let why = match now.elasticsearch.users.iter().find(|u| u.username == user) {
+            None => format!(
+                "credential {}: Elasticsearch has no user `{user}` (deleted?), so new tasks cannot authenticate either; recreate the user by hand",
+                c.id
+            ),
+            Some(u) if !u.enabled => format!(
+                "credential {}: the Elasticsearch user `{user}` is disabled, so new tasks cannot authenticate either; re-enable it by hand",
+                c.id
+            ),
+            Some(_) => continue,
+        };
+        if !out.contains(&why) {
+            out.push(why);
+        }
+    }
+    out
+}
+
 /// The start of the oldest running task of the credential's consumers.
 fn oldest_task(now: &Snapshot, c: &CredentialState) -> Option<Timestamp> {
     c.consumers
@@ -230,9 +262,19 @@ pub async fn check_fix_redeploy(
         report.outcome = Outcome::Violated;
         report.exit_code = exit::VIOLATION;
         for c in &plan.cannot {
+            // `check` has no --on-violation: say what the rule's remedy means here.
+            let c = c.replace(
+                "(try --on-violation rollback)",
+                "(its remedy is a rollback, which needs the state before the change: put it right by hand)",
+            );
             report
                 .notes
                 .push(format!("a redeploy cannot fix this: {c}"));
+        }
+        for why in principal_problems(&now.snapshot, &findings) {
+            report
+                .notes
+                .push(format!("a redeploy cannot fix this: {why}"));
         }
         if plan.cannot.is_empty() {
             report.notes.push(
