@@ -672,4 +672,68 @@ paths = ["my-rules"]
         );
         assert!(err.to_string().contains("opsguard.toml:"), "{err}");
     }
+    #[test]
+    fn show_of_an_unknown_id_exits_2_naming_the_nearest_ids() {
+        let ran = run(
+            None,
+            RulesCommand::Show {
+                id: "secret-out-of-snyc".into(),
+                format: RulesFormat::Human,
+            },
+        );
+        assert_eq!(ran.code.unwrap(), exit::USAGE);
+        assert!(ran.out.is_empty(), "{}", ran.out);
+        assert!(
+            ran.err.contains("no rule `secret-out-of-snyc` is in force"),
+            "{}",
+            ran.err
+        );
+        assert!(
+            ran.err.contains("did you mean `secret-out-of-sync`?"),
+            "{}",
+            ran.err
+        );
+        // An id from outside is escaped before it is echoed.
+        let ran = run(
+            None,
+            RulesCommand::Show {
+                id: "x\n::error::y".into(),
+                format: RulesFormat::Human,
+            },
+        );
+        assert_eq!(ran.code.unwrap(), exit::USAGE);
+        assert!(!ran.err.contains("\n::error::"), "{}", ran.err);
+    }
+
+    #[test]
+    fn show_json_of_a_user_rule_names_its_file_and_the_built_in_it_replaces() {
+        let overriding = RULE.replace(
+            "id = \"secret-scheduled-for-deletion\"",
+            "id = \"desired-count-changed\"",
+        );
+        let dir = user_rules(&[("scale.toml", &overriding)]);
+        let config = config(
+            dir.path(),
+            "[[waivers]]\nrule = \"desired-count-changed\"\ntarget = \"c/s\"\nreason = \"r\"\nexpires = \"2099-01-31\"\n",
+        );
+        let ran = run(
+            Some(&config),
+            RulesCommand::Show {
+                id: "desired-count-changed".into(),
+                format: RulesFormat::Json,
+            },
+        );
+        assert_eq!(ran.code.unwrap(), exit::OK);
+        let doc: serde_json::Value = serde_json::from_str(&ran.out).unwrap();
+        assert_eq!(doc["schema"], SCHEMA);
+        let rule = &doc["rules"][0];
+        let file = dir.path().join("my-rules").join("scale.toml");
+        assert_eq!(rule["source"], file.display().to_string());
+        assert_eq!(rule["file"], file.display().to_string());
+        assert_eq!(rule["overrides"], "rules/desired-count-changed.toml");
+        assert_eq!(rule["each"], "secrets");
+        assert_eq!(rule["waivers"][0]["target"], "c/s");
+        assert_eq!(rule["waivers"][0]["expires"], "2099-01-31");
+        assert_eq!(doc["waivers"], rule["waivers"]);
+    }
 }
