@@ -9,7 +9,7 @@ use common::*;
 use opsguard_testkit::{assert_no_leak_named, Cmd, Output};
 use serde_json::Value;
 
-const SUBCOMMANDS: [&str; 11] = [
+const SUBCOMMANDS: [&str; 12] = [
     "run",
     "rehearse",
     "check",
@@ -21,6 +21,7 @@ const SUBCOMMANDS: [&str; 11] = [
     "init",
     "completions",
     "man",
+    "validate",
 ];
 
 fn opsguard() -> Cmd {
@@ -198,12 +199,13 @@ fn the_man_page_names_the_subcommands_and_each_has_its_own() {
 fn every_subcommand_help_names_the_exit_codes_it_can_return() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["run"], &["0 ", "N ", "2 ", "10 ", "11 ", "12 ", "13 "]),
-        (&["check"], &["0 ", "2 ", "11 ", "13 "]),
+        (&["check"], &["0 ", "2 ", "10 ", "11 ", "12 ", "13 "]),
         (&["rehearse"], &["0 ", "N ", "2 ", "11 ", "12 ", "13 "]),
         (&["snapshot"], &["0 ", "2 ", "13 "]),
         (&["diff"], &["0 ", "2 ", "11 "]),
         (&["rules"], &["0 ", "1 ", "2 "]),
         (&["rules", "list"], &["0 ", "2 "]),
+        (&["rules", "show"], &["0 ", "2 "]),
         (&["rules", "test"], &["0 ", "1 ", "2 "]),
         (&["resume"], &["10 ", "12 ", "2 ", "13 "]),
         (&["hook"], &["0 ", "2 "]),
@@ -211,6 +213,7 @@ fn every_subcommand_help_names_the_exit_codes_it_can_return() {
         (&["init"], &["0 ", "2 ", "13 "]),
         (&["completions"], &["0 ", "2 "]),
         (&["man"], &["0 ", "2 "]),
+        (&["validate"], &["0 ", "2 "]),
     ];
     for (path, codes) in cases {
         let out = opsguard().args(*path).arg("--help").output();

@@ -17,6 +17,7 @@ mod rules;
 mod run;
 mod snapshot;
 pub mod ui;
+mod validate;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -62,9 +63,16 @@ on stderr, and the Markdown report is appended to $GITHUB_STEP_SUMMARY.";
 
 const CHECK_EXIT_CODES: &str = "\
 Exit codes:
-  0   no blocking violation (warnings are reported, and do not fail)
-  2   usage or configuration error, or a rule or waiver that does not load
-  11  blocking violation on the live environment
+  0   no blocking violation (warnings are reported, and do not fail); with
+      --fix redeploy: nothing needed fixing
+  2   usage or configuration error, a rule or waiver that does not load, or
+      (--fix) another run holds the lock
+  10  --fix redeploy: the stale services were redeployed, and a fresh
+      snapshot shows every blocking violation gone
+  11  blocking violation on the live environment; with --fix redeploy, one a
+      redeploy cannot fix (named in the report): nothing was redeployed
+  12  --fix redeploy: the redeploy failed or could not be verified (finish it
+      with `opsguard resume RUN_ID`)
   13  the environment could not be snapshotted (-v shows the calls made)
 
 Under GitHub Actions (GITHUB_ACTIONS=true) each finding is also an annotation
@@ -90,6 +98,12 @@ Exit codes:
   0   every rule and waiver loads
   2   a rule, the config or a waiver does not load (an expired waiver, one
       naming an unknown rule)";
+
+const RULES_SHOW_EXIT_CODES: &str = "\
+Exit codes:
+  0   the rule is in force, and every rule and waiver loads
+  2   no rule of that id is in force (the nearest are named), or a rule, the
+      config or a waiver does not load";
 
 const RULES_TEST_EXIT_CODES: &str = "\
 Exit codes:
@@ -162,13 +176,16 @@ pub enum Command {
     Snapshot(snapshot::SnapshotArgs),
     /// Evaluate the rules on two snapshot files, offline.
     Diff(diff::DiffArgs),
-    /// List the rules in force, or run their test cases.
+    /// List the rules in force, show one in full, or run their test cases.
     Rules(rules::RulesArgs),
     /// Finish an interrupted remedy from its journal, and verify it.
     Resume(resume::ResumeArgs),
     /// Judge a Terraform plan (`terraform show -json`) against the live
     /// credential graph before it is applied.
     Plan(plan::PlanArgs),
+    /// Load the config, the credentials it names, the rules and the waivers
+    /// as a run would, without the network; list every problem.
+    Validate(validate::ValidateArgs),
     /// Install the git pre-push hook that runs opsguard's checks before a push.
     Hook(hook::HookArgs),
     /// Write a first opsguard.toml from the ECS clusters, services and
@@ -191,14 +208,16 @@ pub fn command() -> clap::Command {
         .mut_subcommand("diff", |c| c.after_help(DIFF_EXIT_CODES))
         .mut_subcommand("rules", |c| {
             c.after_help(format!(
-                "list: {}\n\ntest: {}",
-                RULES_LIST_EXIT_CODES, RULES_TEST_EXIT_CODES
+                "list: {}\n\nshow: {}\n\ntest: {}",
+                RULES_LIST_EXIT_CODES, RULES_SHOW_EXIT_CODES, RULES_TEST_EXIT_CODES
             ))
             .mut_subcommand("list", |c| c.after_help(RULES_LIST_EXIT_CODES))
+            .mut_subcommand("show", |c| c.after_help(RULES_SHOW_EXIT_CODES))
             .mut_subcommand("test", |c| c.after_help(RULES_TEST_EXIT_CODES))
         })
         .mut_subcommand("resume", |c| c.after_help(RESUME_EXIT_CODES))
         .mut_subcommand("plan", |c| c.after_help(plan::EXIT_CODES))
+        .mut_subcommand("validate", |c| c.after_help(validate::EXIT_CODES))
         .mut_subcommand("hook", |c| c.after_help(hook::EXIT_CODES))
         .mut_subcommand("init", |c| c.after_help(init::EXIT_CODES))
         .mut_subcommand("completions", |c| c.after_help(completions::EXIT_CODES))
@@ -350,6 +369,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let config = Config::load(&cli.config, &env)?;
             runtime()?.block_on(rehearse::execute(&config, args))
         }
+        // The config is what is checked: its errors are listed, not returned.
+        Command::Validate(args) => Ok(validate::execute(&cli.config, args)),
         // No config: `init` writes one, the others describe the CLI or git.
         Command::Hook(args) => Ok(hook::execute(args)?),
         Command::Init(args) => Ok(runtime()?.block_on(init::execute(&cli.config, args))?),

@@ -1,16 +1,19 @@
-//! `opsguard rules list | test [DIR]`: the rules in force, and their tests.
+//! `opsguard rules list | show ID | test [DIR]`: the rules in force, one
+//! rule in full, and their tests.
 //!
-//! Both load the same rules `run` and `check` would (the built-in pack, then
-//! the config's `[rules] paths`) and check the config's waivers against them,
-//! so a rule or waiver mistake shows up here, before it matters. Their
+//! All three load the same rules `run` and `check` would (the built-in pack,
+//! then the config's `[rules] paths`) and check the config's waivers against
+//! them, so a rule or waiver mistake shows up here, before it matters. Their
 //! output is the command's product, so it goes to stdout; warnings go to
-//! stderr.
+//! stderr. `list` and `show` also write JSON (`--format json`): the
+//! `opsguard.rules/v1` document of docs/cli.md, one shape for both.
 
-use crate::config::Config;
+use crate::config::{Config, Waiver};
 use crate::error::Error;
 use crate::exit;
-use crate::rules::{RuleSet, TestRun};
-use clap::{Args, Subcommand};
+use crate::rules::{Rule, RuleSet, TestRun};
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -23,7 +26,19 @@ pub struct RulesArgs {
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
     /// List the rules in force
-    List,
+    List {
+        /// human: a table; json: the opsguard.rules/v1 document.
+        #[arg(long, value_enum, default_value = "human")]
+        format: RulesFormat,
+    },
+    /// Everything about one rule: why, remedies, condition, tests, waivers
+    Show {
+        /// The rule id, as `rules list` shows it.
+        id: String,
+        /// human: text; json: the opsguard.rules/v1 document with this one rule.
+        #[arg(long, value_enum, default_value = "human")]
+        format: RulesFormat,
+    },
     /// Run the rules' test cases
     Test {
         /// A directory of rule files to test (on top of the built-ins and the config's paths)
@@ -31,8 +46,18 @@ pub enum RulesCommand {
     },
 }
 
+/// How `rules list` and `rules show` write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RulesFormat {
+    Human,
+    Json,
+}
+
 /// `rules test` exits 1 when a test fails.
 pub const TESTS_FAILED: u8 = exit::TESTS_FAILED;
+
+/// The `schema` of the JSON `rules list` and `rules show` write.
+pub const SCHEMA: &str = "opsguard.rules/v1";
 
 /// The errors of `rules`: a rule or waiver that does not load
 /// ([`Error::Rules`]) or output that cannot be written ([`Error::Output`]);
@@ -59,15 +84,40 @@ pub fn execute_to(
     let mut dirs: Vec<PathBuf> = config.map(|c| c.rules.paths.clone()).unwrap_or_default();
     let extra = match &args.command {
         RulesCommand::Test { dir } => dir.clone(),
-        RulesCommand::List => None,
+        RulesCommand::List { .. } | RulesCommand::Show { .. } => None,
     };
     dirs.extend(extra);
     let rules = RuleSet::load(&dirs)?;
-    if let Some(config) = config {
-        rules.check_waivers(&config.waivers)?;
-    }
+    let waivers: &[Waiver] = config.map(|c| c.waivers.as_slice()).unwrap_or_default();
+    rules.check_waivers(waivers)?;
     let (code, written) = match args.command {
-        RulesCommand::List => (exit::OK, write_list(&rules, out)),
+        RulesCommand::List {
+            format: RulesFormat::Human,
+        } => (exit::OK, write_list(&rules, out)),
+        RulesCommand::List {
+            format: RulesFormat::Json,
+        } => (
+            exit::OK,
+            write_json(&document(rules.rules().iter(), waivers), out),
+        ),
+        RulesCommand::Show { id, format } => match rules.get(&id) {
+            None => {
+                let e = UnknownRule::new(&rules, &id);
+                let text = format!("{:?}", miette::Report::new(e));
+                let text = crate::report::escape::lines(&text, 4096);
+                (
+                    exit::USAGE,
+                    writeln!(err, "{text}").map_err(|e| ("<stderr>", e)),
+                )
+            }
+            Some(rule) => {
+                let written = match format {
+                    RulesFormat::Human => write_show(rule, waivers, out),
+                    RulesFormat::Json => write_json(&document([rule].into_iter(), waivers), out),
+                };
+                (exit::OK, written)
+            }
+        },
         RulesCommand::Test { .. } => {
             let run = rules.run_tests();
             let code = if run.failed() == 0 {
@@ -90,7 +140,229 @@ pub fn execute_to(
     }
 }
 
+/// `rules show` of an id not in force: exit 2, with the nearest ids.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("no rule `{id}` is in force")]
+#[diagnostic(code(opsguard::rules::unknown_rule), help("{help}"))]
+pub struct UnknownRule {
+    id: String,
+    help: String,
+}
+
+impl UnknownRule {
+    fn new(rules: &RuleSet, id: &str) -> UnknownRule {
+        let near = rules.nearest(id);
+        let help = if near.is_empty() {
+            "`opsguard rules list` shows the rules in force".to_owned()
+        } else {
+            format!(
+                "did you mean {}? `opsguard rules list` shows the rules in force",
+                near.iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+        };
+        UnknownRule {
+            id: crate::report::escape::line(id, 128),
+            help,
+        }
+    }
+}
+
 type WriteResult = Result<(), (&'static str, std::io::Error)>;
+
+/// `opsguard.rules/v1`: the rules (all in force, or the one shown), and the
+/// config's waivers of those rules.
+#[derive(Debug, Serialize)]
+pub struct RulesDoc {
+    pub schema: &'static str,
+    pub rules: Vec<RuleDoc>,
+    pub waivers: Vec<WaiverDoc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleDoc {
+    pub id: String,
+    pub severity: String,
+    pub each: String,
+    /// `built-in`, or the path of the user's rule file.
+    pub source: String,
+    /// `rules/NAME.toml` inside the binary for a built-in; the path otherwise.
+    pub file: String,
+    /// For a user rule with a built-in's id: the built-in file it replaces.
+    pub overrides: Option<String>,
+    pub summary: String,
+    pub why: String,
+    pub message: String,
+    /// The CEL condition, as written.
+    pub when: String,
+    /// `file:line:col` of `when`.
+    pub when_location: String,
+    pub remedies: Vec<String>,
+    pub tests: Vec<TestDoc>,
+    /// The config's waivers of this rule.
+    pub waivers: Vec<WaiverDoc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TestDoc {
+    pub name: String,
+    pub expect: String,
+    pub location: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WaiverDoc {
+    pub rule: String,
+    pub target: String,
+    pub reason: String,
+    pub expires: String,
+    /// `file:line:col` of the `[[waivers]]` entry.
+    pub location: String,
+}
+
+fn builtin_file(source: &str) -> Option<&str> {
+    source.strip_prefix("built-in:")
+}
+
+fn waiver_doc(w: &Waiver) -> WaiverDoc {
+    WaiverDoc {
+        rule: w.rule.clone(),
+        target: w.target.clone(),
+        reason: w.reason.clone(),
+        expires: w.expires.to_string(),
+        location: w.location.clone(),
+    }
+}
+
+fn rule_doc(r: &Rule, waivers: &[Waiver]) -> RuleDoc {
+    RuleDoc {
+        id: r.id.clone(),
+        severity: r.severity.to_string(),
+        each: r.each.to_string(),
+        source: if r.is_builtin() {
+            "built-in".to_owned()
+        } else {
+            r.source.clone()
+        },
+        file: builtin_file(&r.source).unwrap_or(&r.source).to_owned(),
+        overrides: r
+            .overrides
+            .as_deref()
+            .map(|o| builtin_file(o).unwrap_or(o).to_owned()),
+        summary: r.summary.clone(),
+        why: r.why.trim().to_owned(),
+        message: r.message.clone(),
+        when: r.when.trim().to_owned(),
+        when_location: r.when_location().to_owned(),
+        remedies: r.remedies.iter().map(|m| m.to_string()).collect(),
+        tests: r
+            .tests
+            .iter()
+            .map(|t| TestDoc {
+                name: t.name.clone(),
+                expect: t.expect.to_string(),
+                location: t.location.clone(),
+            })
+            .collect(),
+        waivers: waivers
+            .iter()
+            .filter(|w| w.rule == r.id)
+            .map(waiver_doc)
+            .collect(),
+    }
+}
+
+/// The JSON document of these rules.
+pub fn document<'a>(rules: impl Iterator<Item = &'a Rule>, waivers: &[Waiver]) -> RulesDoc {
+    let rules: Vec<RuleDoc> = rules.map(|r| rule_doc(r, waivers)).collect();
+    RulesDoc {
+        schema: SCHEMA,
+        waivers: waivers
+            .iter()
+            .filter(|w| rules.iter().any(|r| r.id == w.rule))
+            .map(waiver_doc)
+            .collect(),
+        rules,
+    }
+}
+
+fn write_json(doc: &RulesDoc, out: &mut dyn Write) -> WriteResult {
+    let stdout = |e| ("<stdout>", e);
+    let text = serde_json::to_string_pretty(doc).map_err(|e| stdout(std::io::Error::other(e)))?;
+    writeln!(out, "{text}").map_err(stdout)?;
+    out.flush().map_err(stdout)
+}
+
+/// One rule in full, for a person.
+fn write_show(rule: &Rule, waivers: &[Waiver], out: &mut dyn Write) -> WriteResult {
+    let d = rule_doc(rule, waivers);
+    let indent = |text: &str| {
+        text.lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut t = String::new();
+    t.push_str(&format!("{}\n  {}\n\n", d.id, d.summary));
+    t.push_str(&format!("severity   {}\n", d.severity));
+    t.push_str(&format!("each       {}\n", d.each));
+    t.push_str(&format!(
+        "source     {}\n",
+        if rule.is_builtin() {
+            format!("built-in ({})", d.file)
+        } else {
+            d.file.clone()
+        }
+    ));
+    t.push_str(&format!(
+        "overrides  {}\n",
+        match &d.overrides {
+            Some(b) => format!("yes: this file replaces the built-in {b}"),
+            None if rule.is_builtin() => "no: the built-in rule is in force".to_owned(),
+            None => "no: not a built-in id".to_owned(),
+        }
+    ));
+    t.push_str(&format!(
+        "remedies   {}\n",
+        if d.remedies.is_empty() {
+            "none: fix it by hand".to_owned()
+        } else {
+            d.remedies.join(", ")
+        }
+    ));
+    // `why` is written wrapped with `\` continuations, which TOML joins.
+    t.push_str(&format!("\nWhy it matters\n{}\n", indent(&d.why)));
+    t.push_str(&format!(
+        "\nCondition (CEL, {})\n{}\n",
+        d.when_location,
+        indent(&d.when)
+    ));
+    t.push_str(&format!("\nMessage\n{}\n", indent(&d.message)));
+    t.push_str(&format!("\nTests ({})\n", d.tests.len()));
+    if d.tests.is_empty() {
+        t.push_str("  none: the rule is untested\n");
+    }
+    for test in &d.tests {
+        t.push_str(&format!("  {:<5} {}\n", test.expect, test.name));
+    }
+    t.push_str(&format!("\nWaivers ({})\n", d.waivers.len()));
+    if d.waivers.is_empty() {
+        t.push_str("  none: every finding of this rule counts\n");
+    }
+    for w in &d.waivers {
+        t.push_str(&format!(
+            "  {}  expires {}  {} ({})\n",
+            w.target, w.expires, w.reason, w.location
+        ));
+    }
+    let stdout = |e| ("<stdout>", e);
+    // Rule files and waivers are the user's text: escaped like any outside text.
+    out.write_all(crate::report::escape::lines(&t, 64 * 1024).as_bytes())
+        .map_err(stdout)?;
+    out.flush().map_err(stdout)
+}
 
 fn write_list(rules: &RuleSet, out: &mut dyn Write) -> WriteResult {
     let rows: Vec<[String; 5]> = rules
@@ -227,7 +499,12 @@ paths = ["my-rules"]
 
     #[test]
     fn list_shows_the_builtin_pack_as_a_table() {
-        let ran = run(None, RulesCommand::List);
+        let ran = run(
+            None,
+            RulesCommand::List {
+                format: RulesFormat::Human,
+            },
+        );
         assert_eq!(ran.code.unwrap(), exit::OK);
         let lines: Vec<&str> = ran.out.lines().collect();
         assert_eq!(lines.len(), 14, "{}", ran.out);
@@ -262,7 +539,12 @@ paths = ["my-rules"]
         );
         let dir = user_rules(&[("mine.toml", RULE), ("scale.toml", &overriding)]);
         let config = config(dir.path(), "");
-        let ran = run(Some(&config), RulesCommand::List);
+        let ran = run(
+            Some(&config),
+            RulesCommand::List {
+                format: RulesFormat::Human,
+            },
+        );
         assert_eq!(ran.code.unwrap(), exit::OK);
         let mine = dir.path().join("my-rules");
         let row = |id: &str| {
@@ -339,7 +621,12 @@ paths = ["my-rules"]
         let bad = RULE.replace("secret.live &&", "secret.alive &&");
         let dir = user_rules(&[("bad.toml", &bad)]);
         let config = config(dir.path(), "");
-        for command in [RulesCommand::List, RulesCommand::Test { dir: None }] {
+        for command in [
+            RulesCommand::List {
+                format: RulesFormat::Human,
+            },
+            RulesCommand::Test { dir: None },
+        ] {
             let ran = run(Some(&config), command);
             let err = ran.code.unwrap_err();
             assert_eq!(err.exit_code(), exit::USAGE);
@@ -363,7 +650,17 @@ paths = ["my-rules"]
         };
         // A user rule can be waived.
         let ok = config(dir.path(), &waiver("secret-scheduled-for-deletion"));
-        assert_eq!(run(Some(&ok), RulesCommand::List).code.unwrap(), exit::OK);
+        assert_eq!(
+            run(
+                Some(&ok),
+                RulesCommand::List {
+                    format: RulesFormat::Human
+                }
+            )
+            .code
+            .unwrap(),
+            exit::OK
+        );
         let bad = config(dir.path(), &waiver("shared-credential"));
         let ran = run(Some(&bad), RulesCommand::Test { dir: None });
         let err = ran.code.unwrap_err();
@@ -374,5 +671,69 @@ paths = ["my-rules"]
             "{err}"
         );
         assert!(err.to_string().contains("opsguard.toml:"), "{err}");
+    }
+    #[test]
+    fn show_of_an_unknown_id_exits_2_naming_the_nearest_ids() {
+        let ran = run(
+            None,
+            RulesCommand::Show {
+                id: "secret-out-of-snyc".into(),
+                format: RulesFormat::Human,
+            },
+        );
+        assert_eq!(ran.code.unwrap(), exit::USAGE);
+        assert!(ran.out.is_empty(), "{}", ran.out);
+        assert!(
+            ran.err.contains("no rule `secret-out-of-snyc` is in force"),
+            "{}",
+            ran.err
+        );
+        assert!(
+            ran.err.contains("did you mean `secret-out-of-sync`?"),
+            "{}",
+            ran.err
+        );
+        // An id from outside is escaped before it is echoed.
+        let ran = run(
+            None,
+            RulesCommand::Show {
+                id: "x\n::error::y".into(),
+                format: RulesFormat::Human,
+            },
+        );
+        assert_eq!(ran.code.unwrap(), exit::USAGE);
+        assert!(!ran.err.contains("\n::error::"), "{}", ran.err);
+    }
+
+    #[test]
+    fn show_json_of_a_user_rule_names_its_file_and_the_built_in_it_replaces() {
+        let overriding = RULE.replace(
+            "id = \"secret-scheduled-for-deletion\"",
+            "id = \"desired-count-changed\"",
+        );
+        let dir = user_rules(&[("scale.toml", &overriding)]);
+        let config = config(
+            dir.path(),
+            "[[waivers]]\nrule = \"desired-count-changed\"\ntarget = \"c/s\"\nreason = \"r\"\nexpires = \"2099-01-31\"\n",
+        );
+        let ran = run(
+            Some(&config),
+            RulesCommand::Show {
+                id: "desired-count-changed".into(),
+                format: RulesFormat::Json,
+            },
+        );
+        assert_eq!(ran.code.unwrap(), exit::OK);
+        let doc: serde_json::Value = serde_json::from_str(&ran.out).unwrap();
+        assert_eq!(doc["schema"], SCHEMA);
+        let rule = &doc["rules"][0];
+        let file = dir.path().join("my-rules").join("scale.toml");
+        assert_eq!(rule["source"], file.display().to_string());
+        assert_eq!(rule["file"], file.display().to_string());
+        assert_eq!(rule["overrides"], "rules/desired-count-changed.toml");
+        assert_eq!(rule["each"], "secrets");
+        assert_eq!(rule["waivers"][0]["target"], "c/s");
+        assert_eq!(rule["waivers"][0]["expires"], "2099-01-31");
+        assert_eq!(doc["waivers"], rule["waivers"]);
     }
 }

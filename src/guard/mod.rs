@@ -10,6 +10,7 @@
 //! ```
 
 pub mod command;
+pub mod fix;
 pub mod remediate;
 pub mod resume;
 pub mod run;

@@ -310,6 +310,33 @@ impl RuleSet {
             .map(|i| &self.rules[i])
     }
 
+    /// The ids in force nearest to `id` (for "did you mean"), at most
+    /// three, nearest first: ids within a few edits of it or containing it;
+    /// failing those, ids sharing one of its words.
+    pub fn nearest(&self, id: &str) -> Vec<&str> {
+        let limit = (id.chars().count() / 4).clamp(1, 4);
+        let mut close: Vec<(bool, usize, &str)> = self
+            .rules
+            .iter()
+            .map(|r| {
+                let d = schema::edit_distance(&r.id, id);
+                (!r.id.contains(id), d, r.id.as_str())
+            })
+            .filter(|(far, d, _)| !*far || *d <= limit)
+            .collect();
+        if close.is_empty() {
+            let words: Vec<&str> = id.split('-').filter(|w| w.len() > 3).collect();
+            close = self
+                .rules
+                .iter()
+                .filter(|r| words.iter().any(|w| r.id.contains(w)))
+                .map(|r| (true, schema::edit_distance(&r.id, id), r.id.as_str()))
+                .collect();
+        }
+        close.sort();
+        close.into_iter().take(3).map(|(_, _, rid)| rid).collect()
+    }
+
     /// These rules without the one named: to go on judging with the others
     /// when one cannot be evaluated.
     pub fn without(&self, id: &str) -> RuleSet {

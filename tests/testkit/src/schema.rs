@@ -16,6 +16,8 @@ pub enum Schema {
     Report,
     /// `opsguard.snapshot/v1`: `opsguard snapshot`, a run's before/after files.
     Snapshot,
+    /// `opsguard.rules/v1`: `rules list --format json`, `rules show ID --format json`.
+    Rules,
 }
 
 impl Schema {
@@ -23,6 +25,7 @@ impl Schema {
         match self {
             Schema::Report => "docs/schema/report.v1.json",
             Schema::Snapshot => "docs/schema/snapshot.v1.json",
+            Schema::Rules => "docs/schema/rules.v1.json",
         }
     }
 }
