@@ -305,3 +305,70 @@ async fn the_state_folder_never_reaches_git() {
         "the state folder is ignored: {untracked}"
     );
 }
+
+/// Spinner frames and the carriage returns a progress line redraws with.
+fn drawn_progress(text: &str) -> bool {
+    text.contains('\r') || text.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[tokio::test]
+async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
+    let env = setup().await;
+    // Into a pipe (as every other test runs it): no line is drawn.
+    let piped = opsguard()
+        .envs(env.replica.env())
+        .env_remove("GITHUB_ACTIONS")
+        .current_dir(env.dir.path())
+        .args(["check", "--config"])
+        .arg(&env.config)
+        .output();
+    let code = piped.status_code;
+    assert!(code == 0 || code == 11, "{}", piped.stderr);
+    assert!(!drawn_progress(&piped.stderr), "{:?}", piped.stderr);
+    assert!(!piped.stderr.contains("snapshot: "), "{}", piped.stderr);
+
+    // On a pseudo-terminal (util-linux `script`), it is.
+    let has_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!("SKIPPED the terminal half: util-linux `script` is not installed");
+        return;
+    }
+    let line = format!(
+        "{} check --config {}",
+        shell_quote(env!("CARGO_BIN_EXE_opsguard")),
+        shell_quote(env.config.to_str().unwrap())
+    );
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .envs(env.replica.env())
+            .env("NO_COLOR", "1")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("RUST_LOG")
+            .current_dir(env.dir.path())
+            .stdin(std::process::Stdio::null());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("script runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tty = run(&[]);
+    assert!(
+        drawn_progress(&tty),
+        "no progress drawn on a terminal:\n{tty:?}"
+    );
+    for what in ["snapshot: ", "probing", "credential(s)"] {
+        assert!(tty.contains(what), "{what:?} not said:\n{tty:?}");
+    }
+    // Under GitHub Actions a redraw would be a line of the log each time.
+    let actions = run(&[("GITHUB_ACTIONS", "true")]);
+    assert!(!actions.contains("snapshot: "), "{actions:?}");
+}

@@ -21,7 +21,8 @@ pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
     let dir = state_dir(config);
     let key = super::fingerprint_key(&dir)?;
     let mut report = guard::new_report("check", guard::new_run_id(), "check");
-    match crate::snapshot::take_live(config, &key).await {
+    match crate::snapshot::take_live(config, &key, &super::ui::progress().scoped("snapshot")).await
+    {
         Err(e) => {
             report.outcome = Outcome::PreflightFailed;
             report.exit_code = exit::PREFLIGHT_FAILED;

@@ -301,7 +301,8 @@ struct EscapedRecord {
 impl std::io::Write for EscapedRecord {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = crate::report::escape::log_record(&String::from_utf8_lossy(buf), self.colour);
-        std::io::stderr().lock().write_all(text.as_bytes())?;
+        // Lift the progress lines so the record is not torn by one.
+        ui::progress().suspend(|| std::io::stderr().lock().write_all(text.as_bytes()))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

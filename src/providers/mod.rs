@@ -34,6 +34,7 @@ pub mod secretsmanager;
 pub mod targets;
 
 use crate::model::{SecretArn, SecretName, ServiceRef};
+use crate::progress::Progress;
 use crate::snapshot::model::{
     ApiKeyState, ClusterHealth, EsUser, SecretVersionState, ServiceState, Timestamp,
 };
@@ -68,9 +69,11 @@ impl ProviderError {
 
 /// Operation counter shared by the providers of one snapshot: the calls
 /// made, and the answers that said "slow down" (throttling, HTTP 429), which
-/// the providers retry with backoff and a run reports.
+/// the providers retry with backoff and a run reports. It also carries the
+/// [`Progress`] handle the providers say their slow waits on (a listing's
+/// pages), scoped to the phase being read ("before snapshot").
 #[derive(Clone, Debug, Default)]
-pub struct Calls(Arc<Mutex<Counts>>);
+pub struct Calls(Arc<Mutex<Counts>>, Arc<Mutex<Progress>>);
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -79,6 +82,14 @@ struct Counts {
 }
 
 impl Calls {
+    /// Say progress on `progress` from now on.
+    pub fn set_progress(&self, progress: Progress) {
+        *self.1.lock().expect("progress lock") = progress;
+    }
+    /// Where to say what is being waited for (hidden unless set).
+    pub fn progress(&self) -> Progress {
+        self.1.lock().expect("progress lock").clone()
+    }
     pub fn hit(&self, op: &str) {
         tracing::debug!(call = op, "API call");
         *self

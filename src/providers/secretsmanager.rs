@@ -182,7 +182,9 @@ impl SecretsReader for AwsSecrets {
         let mut found = Vec::new();
         let mut lookout = Lookout::default();
         let mut token: Option<String> = None;
-        loop {
+        let step = self.calls.progress().step("listing secrets");
+        for page_no in 1u64.. {
+            step.say(format!("(page {page_no})"));
             let page = {
                 let _slot = self.gate.slot().await;
                 self.calls.hit("secretsmanager:ListSecrets");
