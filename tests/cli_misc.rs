@@ -33,8 +33,28 @@ fn logged_calls(stderr: &str) -> Vec<String> {
         .lines()
         .filter(|l| l.contains("API call"))
         .filter_map(|l| {
-            let at = l.find("call=")? + "call=".len();
-            Some(l[at..].trim_matches('"').to_owned())
+            let at = l.find(" call=")? + " call=".len();
+            let rest = &l[at..];
+            let end = rest.find(' ').unwrap_or(rest.len());
+            Some(rest[..end].trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+/// Lines of stderr formatted as log records: a leading timestamp, or a
+/// level word where a record has it.
+fn log_records(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            let b = l.as_bytes();
+            let stamped = b.len() > 11
+                && b[..4].iter().all(u8::is_ascii_digit)
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && b[10] == b'T';
+            let first = l.split_whitespace().next().unwrap_or("");
+            stamped || ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&first)
         })
         .collect()
 }
@@ -60,6 +80,7 @@ async fn verbose_snapshot_logs_every_api_call_and_no_secret() {
 
     let quiet = snapshot(None, None);
     assert!(logged_calls(&quiet.stderr).is_empty(), "{}", quiet.stderr);
+    assert!(log_records(&quiet.stderr).is_empty(), "{}", quiet.stderr);
 
     let verbose = snapshot(Some("-v"), None);
     let calls = logged_calls(&verbose.stderr);
@@ -85,7 +106,57 @@ async fn verbose_snapshot_logs_every_api_call_and_no_secret() {
         assert!(calls.iter().any(|c| c == op), "{op} logged: {calls:?}");
     }
 
+    // Each call with how long it took and what it answered.
+    for l in verbose.stderr.lines().filter(|l| l.contains(" call=")) {
+        assert!(l.contains(" ms=") && l.contains(" result="), "{l}");
+    }
+    assert!(
+        verbose
+            .stderr
+            .lines()
+            .any(|l| l.contains("call=secretsmanager:ListSecrets") && l.contains("secrets, page 1")),
+        "{}",
+        verbose.stderr
+    );
+    assert!(
+        verbose
+            .stderr
+            .lines()
+            .any(|l| l.contains("call=elasticsearch:security.get_user")
+                && l.contains("HTTP 200, ")
+                && l.contains(" users")),
+        "{}",
+        verbose.stderr
+    );
+    // -v does not show each attempt; -vv does, with AWS's request id.
+    assert!(
+        !verbose.stderr.contains("AWS answered"),
+        "{}",
+        verbose.stderr
+    );
     let very = snapshot(Some("-vv"), None);
+    let attempts: Vec<&str> = very
+        .stderr
+        .lines()
+        .filter(|l| l.contains("AWS answered"))
+        .collect();
+    assert!(!attempts.is_empty(), "{}", very.stderr);
+    assert!(
+        attempts
+            .iter()
+            .any(|l| l.contains("request_id=") && !l.contains("request_id=\"-\"")),
+        "{attempts:?}"
+    );
+    assert!(
+        very.stderr.lines().count() > verbose.stderr.lines().count(),
+        "-vv adds detail"
+    );
+    // -vvv: the libraries' own debug records too.
+    let most = snapshot(Some("-vvv"), None);
+    assert!(
+        most.stderr.lines().count() > very.stderr.lines().count(),
+        "-vvv adds the libraries' debug log"
+    );
     let by_env = snapshot(None, Some("opsguard=debug"));
     assert!(
         logged_calls(&by_env.stderr).contains(&"ecs:DescribeServices".to_owned()),
@@ -95,7 +166,12 @@ async fn verbose_snapshot_logs_every_api_call_and_no_secret() {
 
     let mut secrets = env.replica.secret_values.clone();
     secrets.extend(env.replica.passwords.values().cloned());
-    for (name, o) in [("-v", &verbose), ("-vv", &very), ("RUST_LOG", &by_env)] {
+    for (name, o) in [
+        ("-v", &verbose),
+        ("-vv", &very),
+        ("-vvv", &most),
+        ("RUST_LOG", &by_env),
+    ] {
         assert_no_leak_named(&[(name, &o.stdout), (name, &o.stderr)], &secrets);
     }
 }
@@ -371,4 +447,25 @@ async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
     // Under GitHub Actions a redraw would be a line of the log each time.
     let actions = run(&[("GITHUB_ACTIONS", "true")]);
     assert!(!actions.contains("snapshot: "), "{actions:?}");
+}
+
+#[tokio::test]
+async fn a_tripped_wire_is_said_in_words_not_as_a_log_record() {
+    let env = setup().await;
+    let (out, _, _) = guarded_with(
+        &env,
+        "rollback",
+        "create_elastic_users.py",
+        &[("OPSGUARD_DEMO_DELAY", "1.0")],
+        &["--watch"],
+    );
+    out.assert_code(10);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("opsguard: --watch tripwire: a credential")),
+        "{}",
+        out.stderr
+    );
+    assert!(log_records(&out.stderr).is_empty(), "{}", out.stderr);
 }

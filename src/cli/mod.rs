@@ -261,20 +261,30 @@ fn setup_output(ui: ui::Ui) {
                 .build(),
         )
     }));
+    // -v: every API call with its duration and answer; -vv: every attempt
+    // (retries, request ids) and the rest of opsguard's detail; -vvv: the
+    // libraries' debug log too. Without -v only opsguard's own warnings
+    // pass, written as messages, not as log records.
     let filter = match ui.verbose {
-        0 => "warn",
+        0 => "off,opsguard=warn",
         1 => "warn,opsguard=debug",
         2 => "warn,opsguard=trace",
         _ => "debug,opsguard=trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt()
+    let from_env = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").ok();
+    let human = ui.verbose == 0 && from_env.is_none();
+    let filter = from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(filter));
+    let writer = EscapedStderr { colour, human };
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(EscapedStderr { colour })
+        .with_writer(writer)
         .with_ansi(colour)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if human {
+        log.without_time().with_level(false).try_init()
+    } else {
+        log.try_init()
+    };
 }
 
 /// Log records carry names from outside (a secret's, a user's, an error
@@ -283,6 +293,9 @@ fn setup_output(ui: ui::Ui) {
 /// formatter hands over each record in one write; it is escaped whole.
 struct EscapedStderr {
     colour: bool,
+    /// Without `-v`: each record is a message, `opsguard: …`, with no time
+    /// or level.
+    human: bool,
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for EscapedStderr {
@@ -290,17 +303,23 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for EscapedStderr {
     fn make_writer(&'a self) -> EscapedRecord {
         EscapedRecord {
             colour: self.colour,
+            human: self.human,
         }
     }
 }
 
 struct EscapedRecord {
     colour: bool,
+    human: bool,
 }
 
 impl std::io::Write for EscapedRecord {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = crate::report::escape::log_record(&String::from_utf8_lossy(buf), self.colour);
+        let mut text =
+            crate::report::escape::log_record(&String::from_utf8_lossy(buf), self.colour);
+        if self.human {
+            text.insert_str(0, "opsguard: ");
+        }
         // Lift the progress lines so the record is not torn by one.
         ui::progress().suspend(|| std::io::stderr().lock().write_all(text.as_bytes()))?;
         Ok(buf.len())

@@ -120,6 +120,18 @@ impl aws_sdk_ecs::config::Intercept for ThrottleCounter {
         _cfg: &mut aws_sdk_ecs::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let r = ctx.response();
+        // -vv: every attempt (a retry is a second line), with the request id
+        // AWS support asks for.
+        tracing::trace!(
+            service = self.service,
+            status = r.status().as_u16(),
+            request_id = r
+                .headers()
+                .get("x-amzn-requestid")
+                .or_else(|| r.headers().get("x-amz-request-id"))
+                .unwrap_or("-"),
+            "AWS answered"
+        );
         let header = r.headers().get("x-amzn-errortype");
         if is_throttle(r.status().as_u16(), header, r.body().bytes()) {
             self.calls.throttled(self.service);

@@ -63,7 +63,7 @@ impl AwsEcs {
         let mut token: Option<String> = None;
         loop {
             let _slot = self.gate.slot().await;
-            self.calls.hit("ecs:ListServices");
+            let call = self.calls.hit("ecs:ListServices");
             let page = self
                 .client
                 .list_services()
@@ -73,6 +73,7 @@ impl AwsEcs {
                 .send()
                 .await
                 .map_err(|e| Self::err("ListServices", e))?;
+            call.done(format_args!("{} services", page.service_arns().len()));
             arns.extend(page.service_arns().iter().cloned());
             token = page.next_token().map(str::to_owned);
             if token.is_none() {
@@ -92,7 +93,7 @@ impl AwsEcs {
         let mut token: Option<String> = None;
         loop {
             let _slot = self.gate.slot().await;
-            self.calls.hit("ecs:ListTasks");
+            let call = self.calls.hit("ecs:ListTasks");
             let page = self
                 .client
                 .list_tasks()
@@ -104,6 +105,7 @@ impl AwsEcs {
                 .send()
                 .await
                 .map_err(|e| Self::err("ListTasks", e))?;
+            call.done(format_args!("{} tasks", page.task_arns().len()));
             arns.extend(page.task_arns().iter().cloned());
             token = page.next_token().map(str::to_owned);
             if token.is_none() {
@@ -134,7 +136,7 @@ impl AwsEcs {
             ALL_AT_ONCE,
             |chunk| async move {
                 let _slot = self.gate.slot().await;
-                self.calls.hit("ecs:DescribeTasks");
+                let call = self.calls.hit("ecs:DescribeTasks");
                 let out = self
                     .client
                     .describe_tasks()
@@ -143,6 +145,11 @@ impl AwsEcs {
                     .send()
                     .await
                     .map_err(|e| Self::err("DescribeTasks", e))?;
+                call.done(format_args!(
+                    "{} tasks, {} failures",
+                    out.tasks().len(),
+                    out.failures().len()
+                ));
                 refuse_failures("DescribeTasks", out.failures())?;
                 Ok(out
                     .tasks()
@@ -239,7 +246,7 @@ impl EcsReader for AwsEcs {
     async fn check_clusters(&self, clusters: &[String]) -> Result<(), ProviderError> {
         for chunk in clusters.chunks(DESCRIBE_CLUSTERS_MAX) {
             let _slot = self.gate.slot().await;
-            self.calls.hit("ecs:DescribeClusters");
+            let call = self.calls.hit("ecs:DescribeClusters");
             let out = self
                 .client
                 .describe_clusters()
@@ -247,6 +254,11 @@ impl EcsReader for AwsEcs {
                 .send()
                 .await
                 .map_err(|e| Self::err("DescribeClusters", e))?;
+            call.done(format_args!(
+                "{} clusters, {} failures",
+                out.clusters().len(),
+                out.failures().len()
+            ));
             if let Some(f) = out.failures().first() {
                 return Err(ProviderError::new(
                     "ECS",
@@ -297,7 +309,7 @@ impl EcsReader for AwsEcs {
 
     async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, ProviderError> {
         let _slot = self.gate.slot().await;
-        self.calls.hit("ecs:DescribeTaskDefinition");
+        let call = self.calls.hit("ecs:DescribeTaskDefinition");
         let out = self
             .client
             .describe_task_definition()
@@ -305,6 +317,11 @@ impl EcsReader for AwsEcs {
             .send()
             .await
             .map_err(|e| Self::err("DescribeTaskDefinition", e))?;
+        call.done(format_args!(
+            "{} containers",
+            out.task_definition()
+                .map_or(0, |t| t.container_definitions().len())
+        ));
         task_definition(arn, out.task_definition())
     }
 }
@@ -322,7 +339,7 @@ impl AwsEcs {
             ALL_AT_ONCE,
             |chunk| async move {
                 let _slot = self.gate.slot().await;
-                self.calls.hit("ecs:DescribeServices");
+                let call = self.calls.hit("ecs:DescribeServices");
                 let out = self
                     .client
                     .describe_services()
@@ -331,6 +348,11 @@ impl AwsEcs {
                     .send()
                     .await
                     .map_err(|e| Self::err("DescribeServices", e))?;
+                call.done(format_args!(
+                    "{} services, {} failures",
+                    out.services().len(),
+                    out.failures().len()
+                ));
                 // A service deleted between List and Describe comes back as a
                 // MISSING failure: it no longer exists, which is the truth.
                 refuse_failures("DescribeServices", out.failures())?;
@@ -406,7 +428,7 @@ impl EcsWriter for AwsEcs {
             ));
         }
         tracing::debug!(%service, desired, "setting the desired count");
-        self.calls.hit("ecs:UpdateService");
+        let call = self.calls.hit("ecs:UpdateService");
         self.client
             .update_service()
             .cluster(&service.cluster)
@@ -424,12 +446,13 @@ impl EcsWriter for AwsEcs {
                     ),
                 )
             })?;
+        call.done("updated");
         Ok(())
     }
 
     async fn force_new_deployment(&self, service: &ServiceRef) -> Result<(), ProviderError> {
         tracing::debug!(%service, "forcing a new deployment");
-        self.calls.hit("ecs:UpdateService");
+        let call = self.calls.hit("ecs:UpdateService");
         self.client
             .update_service()
             .cluster(&service.cluster)
@@ -444,11 +467,12 @@ impl EcsWriter for AwsEcs {
                     format!("{service}: forcing a new deployment: {}", sdk_err(&e)),
                 )
             })?;
+        call.done("new deployment");
         Ok(())
     }
 
     async fn service(&self, service: &ServiceRef) -> Result<ServiceState, ProviderError> {
-        self.calls.hit("ecs:DescribeServices");
+        let call = self.calls.hit("ecs:DescribeServices");
         let out = self
             .client
             .describe_services()
@@ -463,6 +487,11 @@ impl EcsWriter for AwsEcs {
                     format!("{service}: {}", sdk_err(&e)),
                 )
             })?;
+        call.done(format_args!(
+            "{} services, {} failures",
+            out.services().len(),
+            out.failures().len()
+        ));
         if let Some(f) = out.failures().first() {
             let reason = match f.reason() {
                 Some("MISSING") => "does not exist".to_owned(),

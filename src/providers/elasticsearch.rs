@@ -181,7 +181,7 @@ impl Es {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Response, elasticsearch::Error>>,
     {
-        self.calls.hit(&format!("elasticsearch:{op}"));
+        let call = self.calls.hit(&format!("elasticsearch:{op}"));
         let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + self.budget;
         let timed_out = |tries: u32| {
@@ -217,6 +217,12 @@ impl Es {
             };
             match answer {
                 Ok((status, Some(text))) => {
+                    tracing::trace!(
+                        op,
+                        attempt,
+                        status = status.as_u16(),
+                        "Elasticsearch answered"
+                    );
                     let body = if text.trim().is_empty() {
                         Value::Null
                     } else {
@@ -224,6 +230,7 @@ impl Es {
                             err(op, format!("HTTP {status}: body is not JSON ({e})"))
                         })?
                     };
+                    call.done(answered(op, status, &body, attempt));
                     return Ok((status, body));
                 }
                 Ok((status, None)) => {
@@ -294,6 +301,26 @@ impl Es {
             format!("HTTP {}: {}", status.as_u16(), es_reason(body)),
         ))
     }
+}
+
+/// What an answer was, for the log: the status, what it counts, the tries.
+fn answered(op: &str, status: StatusCode, body: &Value, attempt: u32) -> String {
+    let counted = match op {
+        "security.get_user" if status.is_success() => {
+            format!(", {} users", body.as_object().map_or(0, |o| o.len()))
+        }
+        "security.get_api_key" if status.is_success() => format!(
+            ", {} API keys",
+            body["api_keys"].as_array().map_or(0, |a| a.len())
+        ),
+        _ => String::new(),
+    };
+    let tries = if attempt > 1 {
+        format!(", {attempt} tries")
+    } else {
+        String::new()
+    };
+    format!("HTTP {}{counted}{tries}", status.as_u16())
 }
 
 /// `type: reason` of an Elasticsearch error body.

@@ -90,8 +90,9 @@ impl Calls {
     pub fn progress(&self) -> Progress {
         self.1.lock().expect("progress lock").clone()
     }
-    pub fn hit(&self, op: &str) {
-        tracing::debug!(call = op, "API call");
+    /// One call to `op` starts. The returned [`Call`] logs it when it ends
+    /// (`-v`): its duration and what it answered.
+    pub fn hit(&self, op: &str) -> Call {
         *self
             .0
             .lock()
@@ -99,6 +100,11 @@ impl Calls {
             .calls
             .entry(op.to_owned())
             .or_default() += 1;
+        Call {
+            op: op.to_owned(),
+            started: std::time::Instant::now(),
+            result: None,
+        }
     }
     /// One throttled answer (the request is retried with backoff).
     pub fn throttled(&self, service: &str) {
@@ -125,6 +131,32 @@ impl Calls {
     }
     pub fn total(&self) -> u64 {
         self.0.lock().expect("calls lock").calls.values().sum()
+    }
+}
+
+/// One API call in flight; logged when dropped (`-v`): the operation, how
+/// long it took, retries included, and what it answered ("100 secrets",
+/// "HTTP 200"), or that it failed (the error itself is said where it is
+/// handled). Never a value.
+#[must_use = "the call is logged when this is dropped"]
+pub struct Call {
+    op: String,
+    started: std::time::Instant,
+    result: Option<String>,
+}
+
+impl Call {
+    /// What the call answered, in words ("12 services").
+    pub fn done(mut self, result: impl std::fmt::Display) {
+        self.result = Some(result.to_string());
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        let result = self.result.as_deref().unwrap_or("failed");
+        tracing::debug!(ms, result, call = %self.op, "API call");
     }
 }
 
