@@ -253,13 +253,13 @@ fn setup_output(ui: ui::Ui) {
     let colour = ui.colour;
     colored::control::set_override(colour);
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(
+        Box::new(Uncoded(
             miette::MietteHandlerOpts::new()
                 .color(colour)
                 .unicode(colour)
                 .wrap_lines(false)
                 .build(),
-        )
+        ))
     }));
     // -v: every API call with its duration and answer; -vv: every attempt
     // (retries, request ids) and the rest of opsguard's detail; -vvv: the
@@ -285,6 +285,66 @@ fn setup_output(ui: ui::Ui) {
     } else {
         log.try_init()
     };
+}
+
+/// Renders errors as miette does, without their internal code
+/// (`opsguard::config::invalid`): a person reads what went wrong and the
+/// help, not the name of the type it came from.
+struct Uncoded(miette::MietteHandler);
+
+impl miette::ReportHandler for Uncoded {
+    fn debug(
+        &self,
+        error: &dyn miette::Diagnostic,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        self.0.debug(&WithoutCode(error), f)
+    }
+}
+
+/// A diagnostic as it is, minus its code.
+struct WithoutCode<'a>(&'a dyn miette::Diagnostic);
+
+impl std::fmt::Debug for WithoutCode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl std::fmt::Display for WithoutCode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.0, f)
+    }
+}
+
+impl std::error::Error for WithoutCode<'_> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl miette::Diagnostic for WithoutCode<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        self.0.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.help()
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.url()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        self.0.related()
+    }
+    fn diagnostic_source(&self) -> Option<&dyn miette::Diagnostic> {
+        self.0.diagnostic_source()
+    }
 }
 
 /// Log records carry names from outside (a secret's, a user's, an error

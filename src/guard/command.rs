@@ -15,7 +15,9 @@ use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Error)]
-#[error("cannot start `{program}`: {source}")]
+// The cause is the source, said once (below the message) where the error
+// is printed.
+#[error("cannot start `{program}`")]
 pub struct SpawnError {
     pub program: String,
     #[source]
