@@ -86,3 +86,175 @@ async fn a_command_that_does_not_exist_is_said_once() {
     assert!(text.contains("help:"), "{text}");
     settings().bind(|| insta::assert_snapshot!("command_not_found", text));
 }
+
+/// The replica's config with `edit` applied, in a folder of its own.
+fn config_with(env: &Env, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let path = env.dir.path().join("edited.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+/// `opsguard snapshot` with `config`; its stderr, after checking the exit
+/// code, that no code and no secret value is printed.
+fn snapshot_fails(env: &Env, config: &std::path::Path, vars: &[(&str, &str)]) -> String {
+    let mut cmd = opsguard()
+        .envs(env.replica.env())
+        .current_dir(env.dir.path());
+    for (k, v) in vars {
+        cmd = cmd.env(k, v);
+    }
+    let out = cmd.args(["snapshot", "--config"]).arg(config).output();
+    let text = stderr_of(&out, 13);
+    let mut secrets = env.replica.secret_values.clone();
+    secrets.extend(env.replica.passwords.values().cloned());
+    secrets.push(ADMIN_PW.to_owned());
+    opsguard_testkit::assert_no_leak_named(&[("stderr", &text), ("stdout", &out.stdout)], &secrets);
+    text
+}
+
+/// The `[aws] endpoint_url` line of a config, replaced.
+fn aws_endpoint(text: String, url: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("endpoint_url") {
+                format!("endpoint_url = \"{url}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn elasticsearch_unreachable_says_refused_the_tries_and_the_key() {
+    let env = setup().await;
+    let port = closed_port();
+    let config = config_with(&env, |t| {
+        t.replace(&env.replica.es_url, &format!("http://127.0.0.1:{port}"))
+    });
+    let text = snapshot_fails(&env, &config, &[]);
+    for what in [
+        "connection refused",
+        "4 tries",
+        "[elasticsearch] url",
+        "help:",
+    ] {
+        assert!(text.contains(what), "{what:?} not said: {text}");
+    }
+    assert!(!text.contains("error sending request"), "{text}");
+    settings().bind(|| insta::assert_snapshot!("elasticsearch_unreachable", text));
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_elasticsearch_is_named_a_tls_failure() {
+    let env = setup().await;
+    let https = env.replica.es_url.replacen("http://", "https://", 1);
+    let config = config_with(&env, |t| t.replace(&env.replica.es_url, &https));
+    let text = snapshot_fails(&env, &config, &[]);
+    assert!(text.contains("TLS handshake failed"), "{text}");
+    assert!(
+        text.contains("[elasticsearch] url (http:// or https://)"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_elasticsearch_password_is_named_as_such() {
+    let env = setup().await;
+    let text = snapshot_fails(
+        &env,
+        &env.config,
+        &[("OPSGUARD_ES_PASSWORD", "not-the-password-j2")],
+    );
+    assert!(text.contains("HTTP 401"), "{text}");
+    assert!(text.contains("credentials were refused"), "{text}");
+    assert!(text.contains("password_env"), "{text}");
+    assert!(!text.contains("not-the-password-j2"), "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_elasticsearch_privilege_is_named() {
+    let env = setup().await;
+    // `search` holds `monitor` only: it may read the cluster, not its users.
+    let config = config_with(&env, |t| {
+        t.replace("username = \"elastic\"", "username = \"search\"")
+    });
+    let text = snapshot_fails(
+        &env,
+        &config,
+        &[("OPSGUARD_ES_PASSWORD", env.replica.password("search"))],
+    );
+    assert!(text.contains("HTTP 403"), "{text}");
+    assert!(
+        text.contains("grant it the cluster privilege read_security"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cluster:admin/xpack/security/user/get"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn aws_unreachable_says_refused_and_the_endpoint_key() {
+    let env = setup().await;
+    let port = closed_port();
+    let config = config_with(&env, |t| {
+        aws_endpoint(t, &format!("http://127.0.0.1:{port}"))
+    });
+    let text = snapshot_fails(&env, &config, &[]);
+    for what in ["connection refused", "[aws] endpoint_url", "tries"] {
+        assert!(text.contains(what), "{what:?} not said: {text}");
+    }
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_aws_endpoint_is_named_a_tls_failure() {
+    let env = setup().await;
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let endpoint = text
+        .lines()
+        .find_map(|l| l.strip_prefix("endpoint_url = "))
+        .map(|v| v.trim_matches('"').to_owned())
+        .expect("the replica config names an endpoint");
+    let https = endpoint.replacen("http://", "https://", 1);
+    let config = config_with(&env, |t| aws_endpoint(t, &https));
+    let text = snapshot_fails(&env, &config, &[]);
+    assert!(text.contains("TLS handshake failed"), "{text}");
+    assert!(text.contains("[aws] endpoint_url"), "{text}");
+}
+
+#[tokio::test]
+async fn a_connection_elasticsearch_drops_is_named_with_the_tries() {
+    use opsguard_testkit::proxy::{Fault, FaultProxy, Match};
+    let env = setup().await;
+    let proxy = FaultProxy::start(&env.replica.es_url);
+    proxy.add(Match::path("GET", "/_security/user"), Fault::Close, None);
+    let config = config_with(&env, |t| t.replace(&env.replica.es_url, &proxy.url()));
+    let text = snapshot_fails(&env, &config, &[]);
+    assert!(text.contains("reset or closed before an answer"), "{text}");
+    assert!(text.contains("4 tries"), "{text}");
+    assert!(proxy.faults() >= 4, "retried: {} faults", proxy.faults());
+}
+
+#[tokio::test]
+async fn an_aws_fault_is_named_as_aws_side_with_the_tries() {
+    use opsguard_testkit::proxy::{Fault, FaultProxy, Match};
+    let env = setup().await;
+    let endpoint = env.replica.account.endpoint.clone();
+    let proxy = FaultProxy::start(&endpoint);
+    proxy.add(Match::aws("ListSecrets"), Fault::AwsInternal, None);
+    let config = config_with(&env, |t| aws_endpoint(t, &proxy.url()));
+    let text = snapshot_fails(&env, &config, &[]);
+    assert!(text.contains("InternalFailure"), "{text}");
+    assert!(text.contains("a fault on AWS's side"), "{text}");
+    assert!(proxy.faults() > 1, "retried: {} faults", proxy.faults());
+}

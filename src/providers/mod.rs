@@ -67,6 +67,98 @@ impl ProviderError {
     }
 }
 
+/// Why a request got no answer, found by walking an error's chain of
+/// sources (the clients wrap the cause several layers deep: hyper, the
+/// connector, rustls, the resolver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetCause {
+    /// Nothing listens there (connection refused).
+    Refused,
+    /// The connection was cut (reset, broken pipe, closed early).
+    Reset,
+    /// The name does not resolve.
+    Dns,
+    /// The TLS handshake failed: not TLS at all (an `https://` URL to a
+    /// plain HTTP server), or a certificate not trusted.
+    Tls,
+    /// The certificate was refused (unknown issuer, wrong name, expired).
+    Certificate,
+    /// No answer in time.
+    Timeout,
+}
+
+impl NetCause {
+    /// In words, for a message: "connection refused (nothing listens there)".
+    pub fn words(self) -> &'static str {
+        match self {
+            NetCause::Refused => "connection refused: nothing listens at that address",
+            NetCause::Reset => "the connection was reset or closed before an answer",
+            NetCause::Dns => "the host name does not resolve (DNS)",
+            NetCause::Tls => {
+                "the TLS handshake failed: is the server speaking TLS (https:// to a plain http:// server fails this way)?"
+            }
+            NetCause::Certificate => {
+                "the server's TLS certificate was not accepted (unknown issuer, wrong host name or expired)"
+            }
+            NetCause::Timeout => "no answer in time",
+        }
+    }
+}
+
+/// The network cause of `e`, if its chain of sources names one.
+pub fn net_cause(e: &(dyn std::error::Error + 'static)) -> Option<NetCause> {
+    let mut found = None;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionRefused => return Some(NetCause::Refused),
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    found = found.or(Some(NetCause::Reset))
+                }
+                K::TimedOut => found = found.or(Some(NetCause::Timeout)),
+                _ => {}
+            }
+        }
+        // The text of each layer, for the causes no type says portably
+        // (hyper-util's connect error, rustls' errors inside io::Error).
+        let text = err.to_string().to_ascii_lowercase();
+        let named = if text.contains("connection refused") {
+            Some(NetCause::Refused)
+        } else if text.contains("certificate") || text.contains("unknownissuer") {
+            Some(NetCause::Certificate)
+        } else if text.contains("invalidcontenttype")
+            || text.contains("corrupt message")
+            || text.contains("tls handshake")
+            || text.contains("handshake")
+            || text.contains("wrong version number")
+        {
+            Some(NetCause::Tls)
+        } else if text.contains("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("name or service not known")
+            || text.contains("no such host")
+        {
+            Some(NetCause::Dns)
+        } else if text.contains("connection reset") || text.contains("connection closed") {
+            Some(NetCause::Reset)
+        } else {
+            None
+        };
+        // The deepest cause named wins over a vaguer outer one, a refused
+        // connection over everything.
+        if named.is_some() {
+            found = named;
+        }
+        if found == Some(NetCause::Refused) {
+            return found;
+        }
+        cur = err.source();
+    }
+    found
+}
+
 /// Operation counter shared by the providers of one snapshot: the calls
 /// made, and the answers that said "slow down" (throttling, HTTP 429), which
 /// the providers retry with backoff and a run reports. It also carries the
