@@ -423,7 +423,10 @@ async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
     );
     let run = |extra: &[(&str, &str)]| {
         let mut cmd = std::process::Command::new("script");
-        cmd.args(["-qec", &line, "/dev/null"])
+        cmd.args(["-qec", &line])
+            // Its copy of the session goes to a file of the test's own, not
+            // /dev/null (in some containers a plain file others read).
+            .arg(env.dir.path().join("typescript"))
             .envs(env.replica.env())
             .env("NO_COLOR", "1")
             .env_remove("GITHUB_ACTIONS")
