@@ -416,12 +416,12 @@ async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
         eprintln!("SKIPPED the terminal half: util-linux `script` is not installed");
         return;
     }
-    let line = format!(
-        "{} check --config {}",
-        shell_quote(env!("CARGO_BIN_EXE_opsguard")),
-        shell_quote(env.config.to_str().unwrap())
-    );
-    let run = |extra: &[(&str, &str)]| {
+    let run = |flags: &str, extra: &[(&str, &str)]| {
+        let line = format!(
+            "{} {flags} check --config {}",
+            shell_quote(env!("CARGO_BIN_EXE_opsguard")),
+            shell_quote(env.config.to_str().unwrap())
+        );
         let mut cmd = std::process::Command::new("script");
         cmd.args(["-qec", &line])
             // Its copy of the session goes to a file of the test's own, not
@@ -439,7 +439,7 @@ async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
         let out = cmd.output().expect("script runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let tty = run(&[]);
+    let tty = run("", &[]);
     assert!(
         drawn_progress(&tty),
         "no progress drawn on a terminal:\n{tty:?}"
@@ -448,8 +448,37 @@ async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
         assert!(tty.contains(what), "{what:?} not said:\n{tty:?}");
     }
     // Under GitHub Actions a redraw would be a line of the log each time.
-    let actions = run(&[("GITHUB_ACTIONS", "true")]);
+    let actions = run("", &[("GITHUB_ACTIONS", "true")]);
     assert!(!actions.contains("snapshot: "), "{actions:?}");
+    // --quiet: the verdict only.
+    let quiet = run("--quiet", &[]);
+    assert!(!quiet.contains("snapshot: "), "{quiet:?}");
+    // -v: the log records are written above the lines, never through one:
+    // each starts a line of its own (after the lines were lifted).
+    let verbose = run("-v", &[]);
+    let records: Vec<&str> = verbose
+        .split('\n')
+        .filter(|l| l.contains(" API call "))
+        .collect();
+    assert!(!records.is_empty(), "{verbose:?}");
+    for r in &records {
+        // What follows the last cursor movement or erase (`ESC [ 2A`).
+        let after = r.rsplit("\u{1b}[").next().unwrap_or(r);
+        let start = after
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .get(1..)
+            .unwrap_or("")
+            .trim_start_matches('\r');
+        assert!(
+            start.starts_with(|c: char| c.is_ascii_digit()),
+            "a record torn by a progress line: {r:?}"
+        );
+        assert!(!start.contains("snapshot: "), "{r:?}");
+    }
+    assert!(
+        verbose.contains("snapshot: "),
+        "progress still drawn with -v"
+    );
 }
 
 #[tokio::test]
