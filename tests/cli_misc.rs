@@ -391,6 +391,43 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `opsguard ARGS --config CONFIG [TAIL]` on a pseudo-terminal (util-linux
+/// `script`): what the terminal showed.
+fn terminal(env: &Env, args: &str, extra: &[(&str, &str)]) -> String {
+    terminal_with(env, args, "", extra)
+}
+
+fn terminal_with(env: &Env, args: &str, tail: &str, extra: &[(&str, &str)]) -> String {
+    let line = format!(
+        "{} {args} --config {} {tail}",
+        shell_quote(env!("CARGO_BIN_EXE_opsguard")),
+        shell_quote(env.config.to_str().unwrap())
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line])
+        // Its copy of the session goes to a file of the test's own, not
+        // /dev/null (in some containers a plain file others read).
+        .arg(env.dir.path().join("typescript"))
+        .envs(env.replica.env())
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("RUST_LOG")
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn has_script() -> bool {
+    std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 #[tokio::test]
 async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
     let env = setup().await;
@@ -408,37 +445,12 @@ async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
     assert!(!piped.stderr.contains("snapshot: "), "{}", piped.stderr);
 
     // On a pseudo-terminal (util-linux `script`), it is.
-    let has_script = std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_script {
+    if !has_script() {
         eprintln!("SKIPPED the terminal half: util-linux `script` is not installed");
         return;
     }
-    let run = |flags: &str, extra: &[(&str, &str)]| {
-        let line = format!(
-            "{} {flags} check --config {}",
-            shell_quote(env!("CARGO_BIN_EXE_opsguard")),
-            shell_quote(env.config.to_str().unwrap())
-        );
-        let mut cmd = std::process::Command::new("script");
-        cmd.args(["-qec", &line])
-            // Its copy of the session goes to a file of the test's own, not
-            // /dev/null (in some containers a plain file others read).
-            .arg(env.dir.path().join("typescript"))
-            .envs(env.replica.env())
-            .env("NO_COLOR", "1")
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("RUST_LOG")
-            .current_dir(env.dir.path())
-            .stdin(std::process::Stdio::null());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("script runs");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run =
+        |flags: &str, extra: &[(&str, &str)]| terminal(&env, &format!("{flags} check"), extra);
     let tty = run("", &[]);
     assert!(
         drawn_progress(&tty),
@@ -500,4 +512,42 @@ async fn a_tripped_wire_is_said_in_words_not_as_a_log_record() {
         out.stderr
     );
     assert!(log_records(&out.stderr).is_empty(), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn the_wrapped_command_owns_the_terminal_while_it_runs() {
+    if !has_script() {
+        eprintln!("SKIPPED: util-linux `script` is not installed, so no terminal to test on");
+        return;
+    }
+    let env = setup().await;
+    let shown = terminal_with(
+        &env,
+        "run --on-violation block",
+        "-- sh -c 'sleep 0.5; echo OUTPUT-OF-THE-COMMAND'",
+        &[],
+    );
+    let before = shown
+        .find("before snapshot: ")
+        .expect("before snapshot shown");
+    let running = shown
+        .find("running: sh -c sleep 0.5; echo OUTPUT-OF-THE-COMMAND")
+        .unwrap_or_else(|| panic!("the command is not named:\n{shown:?}"));
+    let output = shown
+        .find("OUTPUT-OF-THE-COMMAND\r\n")
+        .expect("the command's output");
+    let after = shown
+        .find("after snapshot: ")
+        .expect("after snapshot shown");
+    assert!(
+        before < running && running < output && output < after,
+        "{shown:?}"
+    );
+    // Nothing drawn while it runs: from the line naming it to its output.
+    let during = &shown[running..output];
+    let during = &during[during.find('\n').unwrap_or(0)..];
+    assert!(
+        !drawn_progress(during),
+        "drawn while the command ran: {during:?}"
+    );
 }
