@@ -12,10 +12,10 @@
 //! draws nothing and costs nothing, so the pipeline (snapshots, providers,
 //! remedies) calls it unconditionally and never asks the command line.
 //!
-//! Two things share stderr with the lines: the log (`-v`) and the human
-//! messages said during a run. Both go through [`Progress::suspend`] /
-//! [`Progress::line`], which lift the lines, write, and draw them again, so
-//! no text is torn. The wrapped command owns the terminal while it runs:
+//! The log shares stderr with the lines (and, without `-v`, carries the
+//! warnings said as `opsguard: …` messages): its writer goes through
+//! [`Progress::suspend`], which lifts the lines, writes, and draws them
+//! again, so no text is torn. The wrapped command owns the terminal while it runs:
 //! [`Progress::hold`] clears every line before it is spawned and draws
 //! nothing until it has exited.
 
@@ -132,12 +132,6 @@ impl Progress {
             Some(s) if !s.held.load(Ordering::Relaxed) => s.multi.suspend(f),
             _ => f(),
         }
-    }
-
-    /// A message for the person at the terminal, on stderr, on a line of its
-    /// own above the progress lines.
-    pub fn line(&self, text: &str) {
-        self.suspend(|| eprintln!("{text}"));
     }
 
     /// The wrapped command is about to own the terminal: clear every line,
