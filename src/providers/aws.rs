@@ -13,8 +13,10 @@ use std::time::Duration;
 /// The budget of one AWS call, for the words of a timeout: the SDK's own
 /// ("timeout", "dispatch failure") name neither the wait nor the setting.
 static BUDGET_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(60);
-/// The endpoint override, for the words of an unreachable endpoint.
-static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The endpoint override, for the words of an unreachable endpoint: `Some`
+/// while every loaded config names the same one (targets with different
+/// endpoints leave it unsaid rather than name the wrong one).
+static ENDPOINT: std::sync::Mutex<Option<(String, bool)>> = std::sync::Mutex::new(None);
 /// The SDK's attempts at one call (standard retry mode).
 const ATTEMPTS: u32 = 5;
 /// How long the SDK waits to connect before it gives up on an attempt.
@@ -45,7 +47,15 @@ pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
         loader = loader.region(Region::new(r.clone()));
     }
     if let Some(e) = &cfg.endpoint_url {
-        let _ = ENDPOINT.set(e.clone());
+        let mut known = ENDPOINT.lock().unwrap_or_else(|p| p.into_inner());
+        *known = match known.take() {
+            None => Some((e.clone(), true)),
+            Some((was, same)) => {
+                let same = same && &was == e;
+                Some((was, same))
+            }
+        };
+        drop(known);
         loader = loader.endpoint_url(e);
     }
     let sdk = loader.load().await;
@@ -89,10 +99,10 @@ where
         }
         _ => {}
     }
-    let endpoint = ENDPOINT
-        .get()
-        .map(|e| format!(" ({})", crate::report::escape::line(e, 256)))
-        .unwrap_or_default();
+    let endpoint = match &*ENDPOINT.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some((e, true)) => format!(" ({})", crate::report::escape::line(e, 256)),
+        _ => String::new(),
+    };
     if let SdkError::DispatchFailure(_) = e {
         if let Some(cause) = super::net_cause(e) {
             let check = match cause {
