@@ -127,10 +127,14 @@ fn aws_endpoint(text: String, url: &str) -> String {
         .join("\n")
 }
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port nothing listens on: port 1 (tcpmux) is privileged and
+/// unused; a port bound and released could be taken by a parallel test.
 fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", 1)).is_err(),
+        "something listens on 127.0.0.1:1"
+    );
+    1
 }
 
 #[tokio::test]
