@@ -12,6 +12,7 @@
 //!   the credential graph, with a probe of every credential.
 //! * [`providers`] are the narrow doors to the outside world (Elasticsearch,
 //!   Secrets Manager, ECS). Nothing else in the crate talks to a network.
+//! * [`progress`] says, on a terminal, what a slow step is waiting for.
 //! * [`model`] holds the small typed vocabulary every stage shares
 //!   (`SecretArn`, `ServiceRef`, parsed `valueFrom` references, …).
 //!
@@ -27,6 +28,7 @@ pub mod facts;
 pub mod guard;
 pub mod model;
 pub mod plan;
+pub mod progress;
 pub mod providers;
 pub mod rehearse;
 pub mod remedy;

@@ -34,8 +34,28 @@ fn logged_calls(stderr: &str) -> Vec<String> {
         .lines()
         .filter(|l| l.contains("API call"))
         .filter_map(|l| {
-            let at = l.find("call=")? + "call=".len();
-            Some(l[at..].trim_matches('"').to_owned())
+            let at = l.find(" call=")? + " call=".len();
+            let rest = &l[at..];
+            let end = rest.find(' ').unwrap_or(rest.len());
+            Some(rest[..end].trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+/// Lines of stderr formatted as log records: a leading timestamp, or a
+/// level word where a record has it.
+fn log_records(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            let b = l.as_bytes();
+            let stamped = b.len() > 11
+                && b[..4].iter().all(u8::is_ascii_digit)
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && b[10] == b'T';
+            let first = l.split_whitespace().next().unwrap_or("");
+            stamped || ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&first)
         })
         .collect()
 }
@@ -61,6 +81,7 @@ async fn verbose_snapshot_logs_every_api_call_and_no_secret() {
 
     let quiet = snapshot(None, None);
     assert!(logged_calls(&quiet.stderr).is_empty(), "{}", quiet.stderr);
+    assert!(log_records(&quiet.stderr).is_empty(), "{}", quiet.stderr);
 
     let verbose = snapshot(Some("-v"), None);
     let calls = logged_calls(&verbose.stderr);
@@ -86,7 +107,57 @@ async fn verbose_snapshot_logs_every_api_call_and_no_secret() {
         assert!(calls.iter().any(|c| c == op), "{op} logged: {calls:?}");
     }
 
+    // Each call with how long it took and what it answered.
+    for l in verbose.stderr.lines().filter(|l| l.contains(" call=")) {
+        assert!(l.contains(" ms=") && l.contains(" result="), "{l}");
+    }
+    assert!(
+        verbose
+            .stderr
+            .lines()
+            .any(|l| l.contains("call=secretsmanager:ListSecrets") && l.contains("secrets, page 1")),
+        "{}",
+        verbose.stderr
+    );
+    assert!(
+        verbose
+            .stderr
+            .lines()
+            .any(|l| l.contains("call=elasticsearch:security.get_user")
+                && l.contains("HTTP 200, ")
+                && l.contains(" users")),
+        "{}",
+        verbose.stderr
+    );
+    // -v does not show each attempt; -vv does, with AWS's request id.
+    assert!(
+        !verbose.stderr.contains("AWS answered"),
+        "{}",
+        verbose.stderr
+    );
     let very = snapshot(Some("-vv"), None);
+    let attempts: Vec<&str> = very
+        .stderr
+        .lines()
+        .filter(|l| l.contains("AWS answered"))
+        .collect();
+    assert!(!attempts.is_empty(), "{}", very.stderr);
+    assert!(
+        attempts
+            .iter()
+            .any(|l| l.contains("request_id=") && !l.contains("request_id=\"-\"")),
+        "{attempts:?}"
+    );
+    assert!(
+        very.stderr.lines().count() > verbose.stderr.lines().count(),
+        "-vv adds detail"
+    );
+    // -vvv: the libraries' own debug records too.
+    let most = snapshot(Some("-vvv"), None);
+    assert!(
+        most.stderr.lines().count() > very.stderr.lines().count(),
+        "-vvv adds the libraries' debug log"
+    );
     let by_env = snapshot(None, Some("opsguard=debug"));
     assert!(
         logged_calls(&by_env.stderr).contains(&"ecs:DescribeServices".to_owned()),
@@ -96,7 +167,12 @@ async fn verbose_snapshot_logs_every_api_call_and_no_secret() {
 
     let mut secrets = env.replica.secret_values.clone();
     secrets.extend(env.replica.passwords.values().cloned());
-    for (name, o) in [("-v", &verbose), ("-vv", &very), ("RUST_LOG", &by_env)] {
+    for (name, o) in [
+        ("-v", &verbose),
+        ("-vv", &very),
+        ("-vvv", &most),
+        ("RUST_LOG", &by_env),
+    ] {
         assert_no_leak_named(&[(name, &o.stdout), (name, &o.stderr)], &secrets);
     }
 }
@@ -306,5 +382,175 @@ async fn the_state_folder_never_reaches_git() {
     assert!(
         !untracked.contains(".opsguard"),
         "the state folder is ignored: {untracked}"
+    );
+}
+
+/// Spinner frames and the carriage returns a progress line redraws with.
+fn drawn_progress(text: &str) -> bool {
+    text.contains('\r') || text.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `opsguard ARGS --config CONFIG [TAIL]` on a pseudo-terminal (util-linux
+/// `script`): what the terminal showed.
+fn terminal(env: &Env, args: &str, extra: &[(&str, &str)]) -> String {
+    terminal_with(env, args, "", extra)
+}
+
+fn terminal_with(env: &Env, args: &str, tail: &str, extra: &[(&str, &str)]) -> String {
+    let line = format!(
+        "{} {args} --config {} {tail}",
+        shell_quote(env!("CARGO_BIN_EXE_opsguard")),
+        shell_quote(env.config.to_str().unwrap())
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line])
+        // Its copy of the session goes to a file of the test's own, not
+        // /dev/null (in some containers a plain file others read).
+        .arg(env.dir.path().join("typescript"))
+        .envs(env.replica.env())
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("RUST_LOG")
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn has_script() -> bool {
+    std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn progress_is_drawn_on_a_terminal_and_never_into_a_pipe() {
+    let env = setup().await;
+    // Into a pipe (as every other test runs it): no line is drawn.
+    let piped = opsguard()
+        .envs(env.replica.env())
+        .env_remove("GITHUB_ACTIONS")
+        .current_dir(env.dir.path())
+        .args(["check", "--config"])
+        .arg(&env.config)
+        .output();
+    let code = piped.status_code;
+    assert!(code == 0 || code == 11, "{}", piped.stderr);
+    assert!(!drawn_progress(&piped.stderr), "{:?}", piped.stderr);
+    assert!(!piped.stderr.contains("snapshot: "), "{}", piped.stderr);
+
+    // On a pseudo-terminal (util-linux `script`), it is.
+    if !has_script() {
+        eprintln!("SKIPPED the terminal half: util-linux `script` is not installed");
+        return;
+    }
+    let run =
+        |flags: &str, extra: &[(&str, &str)]| terminal(&env, &format!("{flags} check"), extra);
+    let tty = run("", &[]);
+    assert!(
+        drawn_progress(&tty),
+        "no progress drawn on a terminal:\n{tty:?}"
+    );
+    for what in ["snapshot: ", "probing", "credential(s)"] {
+        assert!(tty.contains(what), "{what:?} not said:\n{tty:?}");
+    }
+    // Under GitHub Actions a redraw would be a line of the log each time.
+    let actions = run("", &[("GITHUB_ACTIONS", "true")]);
+    assert!(!actions.contains("snapshot: "), "{actions:?}");
+    // --quiet: the verdict only.
+    let quiet = run("--quiet", &[]);
+    assert!(!quiet.contains("snapshot: "), "{quiet:?}");
+    // -v: the log records are written above the lines, never through one:
+    // each starts a line of its own (after the lines were lifted).
+    let verbose = run("-v", &[]);
+    let records: Vec<&str> = verbose
+        .split('\n')
+        .filter(|l| l.contains(" API call "))
+        .collect();
+    assert!(!records.is_empty(), "{verbose:?}");
+    for r in &records {
+        // What follows the last cursor movement or erase (`ESC [ 2A`).
+        let after = r.rsplit("\u{1b}[").next().unwrap_or(r);
+        let start = after
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .get(1..)
+            .unwrap_or("")
+            .trim_start_matches('\r');
+        assert!(
+            start.starts_with(|c: char| c.is_ascii_digit()),
+            "a record torn by a progress line: {r:?}"
+        );
+        assert!(!start.contains("snapshot: "), "{r:?}");
+    }
+    assert!(
+        verbose.contains("snapshot: "),
+        "progress still drawn with -v"
+    );
+}
+
+#[tokio::test]
+async fn a_tripped_wire_is_said_in_words_not_as_a_log_record() {
+    let env = setup().await;
+    let (out, _, _) = guarded_with(
+        &env,
+        "rollback",
+        "create_elastic_users.py",
+        &[("OPSGUARD_DEMO_DELAY", "1.0")],
+        &["--watch"],
+    );
+    out.assert_code(10);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("opsguard: --watch tripwire: a credential")),
+        "{}",
+        out.stderr
+    );
+    assert!(log_records(&out.stderr).is_empty(), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn the_wrapped_command_owns_the_terminal_while_it_runs() {
+    if !has_script() {
+        eprintln!("SKIPPED: util-linux `script` is not installed, so no terminal to test on");
+        return;
+    }
+    let env = setup().await;
+    let shown = terminal_with(
+        &env,
+        "run --on-violation block",
+        "-- sh -c 'sleep 0.5; echo OUTPUT-OF-THE-COMMAND'",
+        &[],
+    );
+    let before = shown
+        .find("before snapshot: ")
+        .expect("before snapshot shown");
+    let running = shown
+        .find("running: sh -c sleep 0.5; echo OUTPUT-OF-THE-COMMAND")
+        .unwrap_or_else(|| panic!("the command is not named:\n{shown:?}"));
+    let output = shown
+        .find("OUTPUT-OF-THE-COMMAND\r\n")
+        .expect("the command's output");
+    let after = shown
+        .find("after snapshot: ")
+        .expect("after snapshot shown");
+    assert!(
+        before < running && running < output && output < after,
+        "{shown:?}"
+    );
+    // Nothing drawn while it runs: from the line naming it to its output.
+    let during = &shown[running..output];
+    let during = &during[during.find('\n').unwrap_or(0)..];
+    assert!(
+        !drawn_progress(during),
+        "drawn while the command ran: {during:?}"
     );
 }

@@ -459,3 +459,89 @@ id = "search"
     );
     assert_before_state(&env, &["search", "items"]).await;
 }
+
+/// On a terminal, a hung Elasticsearch is not silence: the progress line
+/// names what is waited for, its elapsed time counting, until the timeout
+/// names the cause.
+#[tokio::test]
+async fn a_hung_elasticsearch_shows_what_is_waited_for_on_a_terminal() {
+    use std::io::Read;
+    let has_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!("SKIPPED: util-linux `script` is not installed, so no terminal to test on");
+        return;
+    }
+    let env = setup().await;
+    let proxy = FaultProxy::start(&env.replica.es_url);
+    proxy.add(Match::path("GET", "/_cluster/health"), Fault::Hang, None);
+    config_via(&env, Some(&proxy.url()), None, "");
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("[aws]", "timeout_seconds = 3\n\n[aws]");
+    std::fs::write(&env.config, text).unwrap();
+    let line = format!(
+        "'{}' check --config '{}'",
+        env!("CARGO_BIN_EXE_opsguard"),
+        env.config.display()
+    );
+    let started = Instant::now();
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line])
+        // Its copy of the session goes to a file of the test's own, not
+        // /dev/null (in some containers a plain file others read).
+        .arg(env.dir.path().join("typescript"))
+        .envs(env.replica.env())
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("RUST_LOG")
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script starts");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut first_line = None;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stdout.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if first_line.is_none() && seen.contains("snapshot: ") {
+            first_line = Some(started.elapsed());
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "bounded");
+    }
+    let _ = child.wait();
+    let took = started.elapsed();
+    let waiting = "snapshot: Elasticsearch cluster, health and users…";
+    assert!(seen.contains(waiting), "the wait is not named:\n{seen:?}");
+    // Redrawn while it lasts, the elapsed time counting up.
+    let redraws = seen.matches(waiting).count();
+    let counted: std::collections::BTreeSet<&str> = seen
+        .split(waiting)
+        .skip(1)
+        // The elapsed time drawn after the label: the first word like "1s".
+        .filter_map(|rest| {
+            rest.split_whitespace()
+                .find(|w| w.ends_with('s') && w.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    assert!(redraws > 5, "{redraws} redraws:\n{seen:?}");
+    assert!(counted.len() >= 2, "elapsed never counted: {counted:?}");
+    // And the end names the cause.
+    assert!(
+        seen.contains("timed out after 3 s waiting for Elasticsearch GET /_cluster/health"),
+        "{seen:?}"
+    );
+    let first = first_line.expect("a progress line");
+    assert!(first < Duration::from_secs(2), "first line after {first:?}");
+    eprintln!(
+        "FIGURE hung-es on a terminal: first progress line after {first:?}, the wait named in {redraws} redraws, elapsed shown {counted:?}, cause named after {took:?}"
+    );
+}

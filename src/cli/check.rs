@@ -59,6 +59,7 @@ pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
                 guard::fix::FixOptions {
                     run_dir: &run_dir,
                     run_id: &run_id,
+                    progress: super::ui::progress().scoped("fix"),
                     stable_timeout: args
                         .stable_timeout
                         .map(std::time::Duration::from_secs)
@@ -69,7 +70,13 @@ pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
         }
         None => {
             let mut report = guard::new_report("check", run_id, "check");
-            match crate::snapshot::take_live(config, &key).await {
+            match crate::snapshot::take_live(
+                config,
+                &key,
+                &super::ui::progress().scoped("snapshot"),
+            )
+            .await
+            {
                 Err(e) => {
                     exit::settle(&mut report, Outcome::PreflightFailed, None);
                     report.preflight_error = Some(format!("cannot take a snapshot: {e}"));

@@ -272,28 +272,98 @@ fn setup_output(ui: ui::Ui) {
     let colour = ui.colour;
     colored::control::set_override(colour);
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(
+        Box::new(Uncoded(
             miette::MietteHandlerOpts::new()
                 .color(colour)
                 .unicode(colour)
                 .wrap_lines(false)
                 .build(),
-        )
+        ))
     }));
+    // -v: every API call with its duration and answer; -vv: every attempt
+    // (retries, request ids) and the rest of opsguard's detail; -vvv: the
+    // libraries' debug log too. Without -v only opsguard's own warnings
+    // pass, written as messages, not as log records.
     let filter = match ui.verbose {
-        0 => "warn",
+        0 => "off,opsguard=warn",
         1 => "warn,opsguard=debug",
         2 => "warn,opsguard=trace",
         _ => "debug,opsguard=trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt()
+    let from_env = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").ok();
+    let human = ui.verbose == 0 && from_env.is_none();
+    let filter = from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(filter));
+    let writer = EscapedStderr { colour, human };
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(EscapedStderr { colour })
+        .with_writer(writer)
         .with_ansi(colour)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if human {
+        log.without_time().with_level(false).try_init()
+    } else {
+        log.try_init()
+    };
+}
+
+/// Renders errors as miette does, without their internal code
+/// (`opsguard::config::invalid`): a person reads what went wrong and the
+/// help, not the name of the type it came from.
+struct Uncoded(miette::MietteHandler);
+
+impl miette::ReportHandler for Uncoded {
+    fn debug(
+        &self,
+        error: &dyn miette::Diagnostic,
+        f: &mut std::fmt::Formatter<'_>,
+    ) -> std::fmt::Result {
+        self.0.debug(&WithoutCode(error), f)
+    }
+}
+
+/// A diagnostic as it is, minus its code.
+struct WithoutCode<'a>(&'a dyn miette::Diagnostic);
+
+impl std::fmt::Debug for WithoutCode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl std::fmt::Display for WithoutCode<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.0, f)
+    }
+}
+
+impl std::error::Error for WithoutCode<'_> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl miette::Diagnostic for WithoutCode<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        self.0.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.help()
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.url()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        self.0.related()
+    }
+    fn diagnostic_source(&self) -> Option<&dyn miette::Diagnostic> {
+        self.0.diagnostic_source()
+    }
 }
 
 /// Log records carry names from outside (a secret's, a user's, an error
@@ -302,6 +372,9 @@ fn setup_output(ui: ui::Ui) {
 /// formatter hands over each record in one write; it is escaped whole.
 struct EscapedStderr {
     colour: bool,
+    /// Without `-v`: each record is a message, `opsguard: …`, with no time
+    /// or level.
+    human: bool,
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for EscapedStderr {
@@ -309,18 +382,25 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for EscapedStderr {
     fn make_writer(&'a self) -> EscapedRecord {
         EscapedRecord {
             colour: self.colour,
+            human: self.human,
         }
     }
 }
 
 struct EscapedRecord {
     colour: bool,
+    human: bool,
 }
 
 impl std::io::Write for EscapedRecord {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = crate::report::escape::log_record(&String::from_utf8_lossy(buf), self.colour);
-        std::io::stderr().lock().write_all(text.as_bytes())?;
+        let mut text =
+            crate::report::escape::log_record(&String::from_utf8_lossy(buf), self.colour);
+        if self.human {
+            text.insert_str(0, "opsguard: ");
+        }
+        // Lift the progress lines so the record is not torn by one.
+        ui::progress().suspend(|| std::io::stderr().lock().write_all(text.as_bytes()))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -138,7 +138,9 @@ pub async fn execute(config: Option<&Config>, args: PlanArgs) -> Result<u8, Erro
     } else {
         let config = config.expect("a live plan check loads the config");
         let key = super::fingerprint_key(&state_dir(config))?;
-        match crate::snapshot::take_live(config, &key).await {
+        match crate::snapshot::take_live(config, &key, &super::ui::progress().scoped("live read"))
+            .await
+        {
             Ok(t) => Some(t.snapshot),
             Err(e) => {
                 exit::settle(&mut report, Outcome::PreflightFailed, None);

@@ -42,6 +42,7 @@ pub async fn execute(config: &Config, args: RehearseArgs) -> Result<u8, Error> {
         guard::new_run_id(),
         "rehearse",
         "",
+        &super::ui::progress(),
     )
     .await?;
     args.out.emit(&r.report, r.diff.as_deref())

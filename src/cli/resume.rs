@@ -39,6 +39,7 @@ pub async fn execute(config: &Config, args: ResumeArgs) -> Result<u8, Error> {
         args.stable_timeout
             .map(std::time::Duration::from_secs)
             .unwrap_or(config.remedies.stable_timeout),
+        &super::ui::progress(),
     )
     .await?;
     let mut report = report;

@@ -59,6 +59,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
             run_id.clone(),
             "run",
             mode.as_str(),
+            &super::ui::progress().scoped("rehearse"),
         )
         .await?;
         if !r.clear() {
@@ -82,6 +83,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
             .unwrap_or(config.remedies.stable_timeout),
         watch: args.watch,
         skip_preflight: args.skip_preflight,
+        progress: super::ui::progress(),
         command: args.command,
         run_dir: crate::state::run_dir(&dir, &run_id),
         run_id,

@@ -20,7 +20,7 @@ pub struct SnapshotArgs {
 pub async fn execute(config: &Config, args: SnapshotArgs) -> Result<u8, Error> {
     let dir = state_dir(config);
     let key = super::fingerprint_key(&dir)?;
-    let taken = crate::snapshot::take_live(config, &key)
+    let taken = crate::snapshot::take_live(config, &key, &super::ui::progress().scoped("snapshot"))
         .await
         .map_err(Error::Snapshot)?;
     let snap = taken.snapshot;

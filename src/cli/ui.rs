@@ -28,7 +28,8 @@ pub struct Ui {
     /// `-v` count: 0 the report, 1 more detail and the calls made, 2 and 3
     /// ever more of the log.
     pub verbose: u8,
-    /// Progress lines for slow steps: stderr is a terminal and not quiet.
+    /// Progress lines for slow steps: stderr is a terminal, not quiet, and
+    /// not a GitHub Actions log (which keeps every redraw as a line).
     pub progress: bool,
 }
 
@@ -36,6 +37,7 @@ impl Ui {
     /// Decide from the flags and the process's environment.
     pub fn decide(color: ColorChoice, quiet: bool, verbose: u8) -> Ui {
         let terminal = std::io::stderr().is_terminal();
+        let actions = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let colour = match color {
             ColorChoice::Always => true,
@@ -46,7 +48,7 @@ impl Ui {
             colour,
             quiet,
             verbose,
-            progress: terminal && !quiet,
+            progress: terminal && !quiet && !actions,
         }
     }
 }
@@ -56,6 +58,23 @@ static UI: OnceLock<Ui> = OnceLock::new();
 /// Fix the choices for this process (the first call wins).
 pub fn set(ui: Ui) {
     let _ = UI.set(ui);
+}
+
+static PROGRESS: OnceLock<crate::progress::Progress> = OnceLock::new();
+
+/// The process's progress lines: drawn on stderr when [`Ui::progress`],
+/// hidden otherwise. Handed down to the pipeline as an option; the log
+/// writer lifts them around each record.
+pub fn progress() -> crate::progress::Progress {
+    PROGRESS
+        .get_or_init(|| {
+            if get().progress {
+                crate::progress::Progress::stderr()
+            } else {
+                crate::progress::Progress::hidden()
+            }
+        })
+        .clone()
 }
 
 /// The choices; when [`set`] was never called (a library caller, a unit

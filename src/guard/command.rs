@@ -15,7 +15,9 @@ use thiserror::Error;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Error)]
-#[error("cannot start `{program}`: {source}")]
+// The cause is the source, said once (below the message) where the error
+// is printed.
+#[error("cannot start `{program}`")]
 pub struct SpawnError {
     pub program: String,
     #[source]
@@ -174,14 +176,22 @@ where
         tokio::select! {
             status = child.wait() => break status,
             t = trip(&mut tripwire), if tripped.is_none() => {
-                tracing::warn!("tripwire: a live credential stopped authenticating; stopping the command");
+                tracing::debug!("tripwire tripped; SIGTERM to the command");
+                eprintln!(
+                    "opsguard: --watch tripwire: a credential the running tasks hold was refused; stopping the command (SIGTERM, SIGKILL after {} s)",
+                    grace.as_secs()
+                );
                 tripped = Some(t);
                 tripwire = None;
                 forward(libc::SIGTERM);
                 kill_at = Some(tokio::time::Instant::now() + grace);
             }
             _ = deadline(kill_at) => {
-                tracing::warn!("the command outlived its grace period; SIGKILL");
+                tracing::debug!("grace period over; SIGKILL to the command");
+                eprintln!(
+                    "opsguard: the command did not stop within {} s of SIGTERM; SIGKILL",
+                    grace.as_secs()
+                );
                 forward(libc::SIGKILL);
                 kill_at = None;
             }

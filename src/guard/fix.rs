@@ -36,6 +36,8 @@ pub struct FixOptions<'a> {
     pub run_dir: &'a Path,
     pub run_id: &'a str,
     pub stable_timeout: Duration,
+    /// Where the waits are shown (hidden off a terminal).
+    pub progress: crate::progress::Progress,
 }
 
 /// The snapshot of what the running tasks hold, derived from `now` and the
@@ -186,7 +188,10 @@ pub async fn check_fix_redeploy(
         report.finished_at = now_rfc3339();
         report
     };
-    let live = match Live::connect(config).await {
+    let live = match Live::connect(config)
+        .await
+        .map(|l| l.with_progress(&opts.progress))
+    {
         Ok(l) => l,
         Err(e) => return preflight(report, format!("cannot take a snapshot: {e}")),
     };
@@ -326,6 +331,7 @@ pub async fn check_fix_redeploy(
             stable_timeout: opts.stable_timeout,
             recovery: None,
             watch_interval: config.remedies.watch_interval,
+            progress: opts.progress.clone(),
         },
         &plan,
         &progress,

@@ -48,6 +48,8 @@ pub struct Input<'a> {
     /// authenticate, to time the end of the outage.
     pub recovery: Option<Vec<(&'a String, &'a crate::providers::ProbeAuth)>>,
     pub watch_interval: Duration,
+    /// Where to say what the remedy and its verification wait for.
+    pub progress: crate::progress::Progress,
 }
 
 /// Take a snapshot, retrying a failed one: the command (or a remedy) may
@@ -128,7 +130,7 @@ pub async fn remediate(
                 values: input.values,
                 current: input.current,
                 stable_timeout: input.stable_timeout,
-                progress: crate::cli::ui::get().progress,
+                progress: input.progress.scoped("remedy"),
             },
         )
         .await

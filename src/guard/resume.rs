@@ -46,6 +46,7 @@ pub async fn resume(
     run_dir: &Path,
     run_id: &str,
     stable_timeout: Duration,
+    shown: &crate::progress::Progress,
 ) -> Result<Report, ResumeError> {
     if !run_dir.is_dir() {
         return Err(ResumeError::NoRun {
@@ -91,8 +92,12 @@ pub async fn resume(
     for p in read.problems.iter().chain(&step_problems) {
         report.notes.push(format!("journal damaged: {p}"));
     }
-    let live = match Live::connect(config).await {
-        Ok(l) => l,
+    let connected = {
+        let _step = shown.step("resume: connecting to AWS and Elasticsearch");
+        Live::connect(config).await
+    };
+    let live = match connected {
+        Ok(l) => l.with_progress(shown),
         Err(e) => {
             exit::settle(
                 &mut report,
@@ -110,8 +115,10 @@ pub async fn resume(
         Session::begin(run_dir, run_id, mode, progress.mode.is_some()).map_err(&unusable)?;
 
     // The before-values, read back from the versions the before snapshot names.
+    let step = shown.step("resume: reading back the before-values");
     let (values, unreadable) =
         crate::remedy::apply::recover_values(&before, config, live.aws()).await;
+    drop(step);
     for u in &unreadable {
         report
             .notes
@@ -121,6 +128,7 @@ pub async fn resume(
     // The state now: what a plan is made from, and what the secrets hold
     // (an Elasticsearch password is set back to that if its secret cannot
     // follow).
+    live.set_phase("resume: snapshot of the current state");
     let now = match take_with_retry(&live, config, key, 3).await {
         Ok(now) => now,
         Err(e) => {
@@ -149,7 +157,10 @@ pub async fn resume(
         }
         // Plan from the before snapshot and the state now, with the
         // before-values probed: exactly the facts `run` plans from.
-        let probes = match probe_values(live.es(), &before, &values).await {
+        let step = shown.step("resume: probing the before-values");
+        let probes = probe_values(live.es(), &before, &values).await;
+        drop(step);
+        let probes = match probes {
             Ok(p) => p,
             Err(e) => {
                 exit::settle(
@@ -181,6 +192,7 @@ pub async fn resume(
     let Some(plan) = progress.plan.clone() else {
         return Err(unusable("its journal has no plan".into()));
     };
+    live.set_phase("verification snapshot");
     let out = super::remediate::remediate(
         &super::remediate::Input {
             config,
@@ -194,6 +206,7 @@ pub async fn resume(
             stable_timeout,
             recovery: None,
             watch_interval: config.remedies.watch_interval,
+            progress: shown.scoped("resume"),
         },
         &plan,
         &progress,

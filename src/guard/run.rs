@@ -1,6 +1,7 @@
 //! `opsguard run -- CMD`: pre-flight, the command, and the verdict.
 
 use super::*;
+use crate::progress::Progress;
 use crate::snapshot::fingerprint::FingerprintKey;
 use crate::snapshot::Live;
 use std::ffi::OsString;
@@ -18,6 +19,8 @@ pub struct RunOptions {
     /// `.opsguard/runs/RUN_ID`: before/after snapshots, facts and report land here.
     pub run_dir: PathBuf,
     pub run_id: String,
+    /// Where to say what each slow step waits for (hidden off a terminal).
+    pub progress: Progress,
 }
 
 /// What a run produced: the report, and the before/after diff for people.
@@ -56,8 +59,12 @@ pub async fn run(
     };
 
     // 1. Pre-flight.
-    let live = match Live::connect(config).await {
-        Ok(l) => l,
+    let connected = {
+        let _step = opts.progress.step("connecting to AWS and Elasticsearch");
+        Live::connect(config).await
+    };
+    let live = match connected {
+        Ok(l) => l.with_progress(&opts.progress),
         Err(e) => {
             return Ok(preflight_failed(
                 report,
@@ -65,6 +72,7 @@ pub async fn run(
             ))
         }
     };
+    live.set_phase("before snapshot");
     let before = match live.take(config, key).await {
         Ok(t) => t,
         Err(e) => {
@@ -102,7 +110,12 @@ pub async fn run(
     // A remedy that would need privileges opsguard's identity lacks would
     // fail half-way, after the command: find out now.
     if matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
-        match remedy_privileges(&live, opts.mode).await {
+        let step = opts
+            .progress
+            .step("pre-flight: checking the privileges the remedy needs");
+        let checked = remedy_privileges(&live, opts.mode).await;
+        drop(step);
+        match checked {
             Ok(()) => {}
             Err(why) if opts.skip_preflight => report
                 .notes
@@ -121,6 +134,10 @@ pub async fn run(
     // 2. The command, watched if asked.
     let probes = std::sync::atomic::AtomicU64::new(0);
     let watched = super::watch::watched(&before.snapshot, &before.auth);
+    // The command owns the terminal while it runs: no progress is drawn.
+    let hold = opts
+        .progress
+        .hold(&crate::report::escape::line(&report.command.join(" "), 200));
     let (ended, trip) = if opts.watch {
         let wire = Box::pin(super::watch::tripwire(
             live.es(),
@@ -132,6 +149,7 @@ pub async fn run(
     } else {
         (command::run(&opts.command).await?, None)
     };
+    drop(hold);
     if let Some(t) = &trip {
         report.notes.push(format!(
             "tripwire: {} stopped authenticating during the command; it was stopped",
@@ -173,6 +191,7 @@ pub async fn run(
         save_report(&opts.run_dir, &report);
         RunResult { report, diff: None }
     };
+    live.set_phase("after snapshot");
     let after = match take_with_retry(&live, config, key, AFTER_ATTEMPTS).await {
         Ok(a) => a,
         Err(e) => {
@@ -187,7 +206,13 @@ pub async fn run(
         report.notes.push(note);
     }
     failpoint_at("after-snapshot");
-    let probes = match probe_values(live.es(), &before.snapshot, &before.auth).await {
+    let step = opts.progress.step(format!(
+        "after snapshot: probing the {} value(s) the running tasks hold",
+        before.auth.len()
+    ));
+    let probes = probe_values(live.es(), &before.snapshot, &before.auth).await;
+    drop(step);
+    let probes = match probes {
         Ok(p) => p,
         Err(e) => {
             return Ok(unverifiable(
@@ -273,6 +298,7 @@ pub async fn run(
                         .filter(|(id, _)| t.credentials.contains(id))
                         .collect::<Vec<_>>()
                 });
+                live.set_phase("verification snapshot");
                 let out = super::remediate::remediate(
                     &super::remediate::Input {
                         config,
@@ -286,6 +312,7 @@ pub async fn run(
                         stable_timeout: opts.stable_timeout,
                         recovery,
                         watch_interval: config.remedies.watch_interval,
+                        progress: opts.progress.clone(),
                     },
                     &plan,
                     &progress,

@@ -13,6 +13,12 @@ use std::time::Duration;
 /// The budget of one AWS call, for the words of a timeout: the SDK's own
 /// ("timeout", "dispatch failure") name neither the wait nor the setting.
 static BUDGET_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(60);
+/// The endpoint override, for the words of an unreachable endpoint: `Some`
+/// while every loaded config names the same one (targets with different
+/// endpoints leave it unsaid rather than name the wrong one).
+static ENDPOINT: std::sync::Mutex<Option<(String, bool)>> = std::sync::Mutex::new(None);
+/// The SDK's attempts at one call (standard retry mode).
+const ATTEMPTS: u32 = 5;
 /// How long the SDK waits to connect before it gives up on an attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -23,7 +29,7 @@ pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
-                .with_max_attempts(5)
+                .with_max_attempts(ATTEMPTS)
                 .with_initial_backoff(Duration::from_millis(100))
                 .with_max_backoff(Duration::from_secs(5)),
         )
@@ -41,6 +47,15 @@ pub async fn sdk_config(cfg: &AwsConfig) -> Result<SdkConfig, ProviderError> {
         loader = loader.region(Region::new(r.clone()));
     }
     if let Some(e) = &cfg.endpoint_url {
+        let mut known = ENDPOINT.lock().unwrap_or_else(|p| p.into_inner());
+        *known = match known.take() {
+            None => Some((e.clone(), true)),
+            Some((was, same)) => {
+                let same = same && &was == e;
+                Some((was, same))
+            }
+        };
+        drop(known);
         loader = loader.endpoint_url(e);
     }
     let sdk = loader.load().await;
@@ -84,11 +99,52 @@ where
         }
         _ => {}
     }
-    match (e.code(), e.message()) {
+    let endpoint = match &*ENDPOINT.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some((e, true)) => format!(" ({})", crate::report::escape::line(e, 256)),
+        _ => String::new(),
+    };
+    if let SdkError::DispatchFailure(_) = e {
+        if let Some(cause) = super::net_cause(e) {
+            let check = match cause {
+                super::NetCause::Tls | super::NetCause::Certificate => {
+                    "check [aws] endpoint_url (http:// or https://) and the CA bundle (AWS_CA_BUNDLE)"
+                }
+                super::NetCause::Dns => "check [aws] endpoint_url and [aws] region",
+                _ => "check [aws] endpoint_url and that the endpoint runs",
+            };
+            return format!(
+                "cannot reach AWS{endpoint}: {} (retried, up to {ATTEMPTS} tries); {check}",
+                cause.words()
+            );
+        }
+    }
+    let text = match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
         _ => describe_err(e),
-    }
+    };
+    let lower = text.to_ascii_lowercase();
+    let next = match e.code().unwrap_or("") {
+        "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
+            " — the AWS identity lacks this permission (1 try): add the action to its IAM policy; README.md lists what opsguard needs under \"IAM permissions\"".to_owned()
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" | "TokenRefreshRequired" => {
+            " — the AWS credentials have expired: refresh them (`aws sso login`, or new keys) and try again".to_owned()
+        }
+        "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException"
+        | "SignatureDoesNotMatch" | "IncompleteSignature" => format!(
+            " — the AWS credentials are not valid here: check AWS_PROFILE / AWS_ACCESS_KEY_ID or [aws] profile, and [aws] region and endpoint_url{endpoint}"
+        ),
+        _ if lower.contains("no credentials") || lower.contains("credentials provider") || lower.contains("credentialsnotloaded") => {
+            " — no AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or [aws] profile".to_owned()
+        }
+        "InternalFailure" | "InternalServiceError" | "InternalServiceErrorException"
+        | "ServiceUnavailable" | "ServiceUnavailableException" | "ServerException" => format!(
+            " — a fault on AWS's side (retried, up to {ATTEMPTS} tries, with backoff); try again later"
+        ),
+        _ => String::new(),
+    };
+    format!("{text}{next}")
 }
 
 /// Counts the answers that said "slow down" — HTTP 429, or an error code such
@@ -120,6 +176,18 @@ impl aws_sdk_ecs::config::Intercept for ThrottleCounter {
         _cfg: &mut aws_sdk_ecs::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let r = ctx.response();
+        // -vv: every attempt (a retry is a second line), with the request id
+        // AWS support asks for.
+        tracing::trace!(
+            service = self.service,
+            status = r.status().as_u16(),
+            request_id = r
+                .headers()
+                .get("x-amzn-requestid")
+                .or_else(|| r.headers().get("x-amz-request-id"))
+                .unwrap_or("-"),
+            "AWS answered"
+        );
         let header = r.headers().get("x-amzn-errortype");
         if is_throttle(r.status().as_u16(), header, r.body().bytes()) {
             self.calls.throttled(self.service);

@@ -146,20 +146,22 @@ pub async fn list_active_clusters(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        calls.hit("ecs:ListClusters");
+        let call = calls.hit("ecs:ListClusters");
         let page =
             page.map_err(|e| ProviderError::new("ECS", "ListClusters", super::aws::sdk_err(&e)))?;
+        call.done(format_args!("{} clusters", page.cluster_arns().len()));
         arns.extend(page.cluster_arns().iter().cloned());
     }
     let mut names = Vec::new();
     for chunk in arns.chunks(DESCRIBE_CLUSTERS_MAX) {
-        calls.hit("ecs:DescribeClusters");
+        let call = calls.hit("ecs:DescribeClusters");
         let out = client
             .describe_clusters()
             .set_clusters(Some(chunk.to_vec()))
             .send()
             .await
             .map_err(|e| ProviderError::new("ECS", "DescribeClusters", super::aws::sdk_err(&e)))?;
+        call.done(format_args!("{} clusters", out.clusters().len()));
         names.extend(
             out.clusters()
                 .iter()

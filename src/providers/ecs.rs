@@ -62,7 +62,7 @@ impl AwsEcs {
     async fn list_service_arns(&self, cluster: &str) -> Result<Vec<String>, ProviderError> {
         all_pages("ECS", "ListServices", async |token| {
             let _slot = self.gate.slot().await;
-            self.calls.hit("ecs:ListServices");
+            let call = self.calls.hit("ecs:ListServices");
             let page = self
                 .client
                 .list_services()
@@ -72,6 +72,7 @@ impl AwsEcs {
                 .send()
                 .await
                 .map_err(|e| Self::err("ListServices", e))?;
+            call.done(format_args!("{} services", page.service_arns().len()));
             Ok((
                 page.service_arns().to_vec(),
                 page.next_token().map(str::to_owned),
@@ -89,7 +90,7 @@ impl AwsEcs {
     ) -> Result<Vec<String>, ProviderError> {
         all_pages("ECS", "ListTasks", async |token| {
             let _slot = self.gate.slot().await;
-            self.calls.hit("ecs:ListTasks");
+            let call = self.calls.hit("ecs:ListTasks");
             let page = self
                 .client
                 .list_tasks()
@@ -101,6 +102,7 @@ impl AwsEcs {
                 .send()
                 .await
                 .map_err(|e| Self::err("ListTasks", e))?;
+            call.done(format_args!("{} tasks", page.task_arns().len()));
             Ok((
                 page.task_arns().to_vec(),
                 page.next_token().map(str::to_owned),
@@ -131,7 +133,7 @@ impl AwsEcs {
             ALL_AT_ONCE,
             |chunk| async move {
                 let _slot = self.gate.slot().await;
-                self.calls.hit("ecs:DescribeTasks");
+                let call = self.calls.hit("ecs:DescribeTasks");
                 let out = self
                     .client
                     .describe_tasks()
@@ -140,6 +142,11 @@ impl AwsEcs {
                     .send()
                     .await
                     .map_err(|e| Self::err("DescribeTasks", e))?;
+                call.done(format_args!(
+                    "{} tasks, {} failures",
+                    out.tasks().len(),
+                    out.failures().len()
+                ));
                 refuse_failures("DescribeTasks", out.failures())?;
                 Ok(out
                     .tasks()
@@ -236,7 +243,7 @@ impl EcsReader for AwsEcs {
     async fn check_clusters(&self, clusters: &[String]) -> Result<(), ProviderError> {
         for chunk in clusters.chunks(DESCRIBE_CLUSTERS_MAX) {
             let _slot = self.gate.slot().await;
-            self.calls.hit("ecs:DescribeClusters");
+            let call = self.calls.hit("ecs:DescribeClusters");
             let out = self
                 .client
                 .describe_clusters()
@@ -244,6 +251,11 @@ impl EcsReader for AwsEcs {
                 .send()
                 .await
                 .map_err(|e| Self::err("DescribeClusters", e))?;
+            call.done(format_args!(
+                "{} clusters, {} failures",
+                out.clusters().len(),
+                out.failures().len()
+            ));
             if let Some(f) = out.failures().first() {
                 return Err(ProviderError::new(
                     "ECS",
@@ -294,7 +306,7 @@ impl EcsReader for AwsEcs {
 
     async fn task_definition(&self, arn: &str) -> Result<TaskDefinition, ProviderError> {
         let _slot = self.gate.slot().await;
-        self.calls.hit("ecs:DescribeTaskDefinition");
+        let call = self.calls.hit("ecs:DescribeTaskDefinition");
         let out = self
             .client
             .describe_task_definition()
@@ -302,6 +314,11 @@ impl EcsReader for AwsEcs {
             .send()
             .await
             .map_err(|e| Self::err("DescribeTaskDefinition", e))?;
+        call.done(format_args!(
+            "{} containers",
+            out.task_definition()
+                .map_or(0, |t| t.container_definitions().len())
+        ));
         task_definition(arn, out.task_definition())
     }
 }
@@ -319,7 +336,7 @@ impl AwsEcs {
             ALL_AT_ONCE,
             |chunk| async move {
                 let _slot = self.gate.slot().await;
-                self.calls.hit("ecs:DescribeServices");
+                let call = self.calls.hit("ecs:DescribeServices");
                 let out = self
                     .client
                     .describe_services()
@@ -328,6 +345,11 @@ impl AwsEcs {
                     .send()
                     .await
                     .map_err(|e| Self::err("DescribeServices", e))?;
+                call.done(format_args!(
+                    "{} services, {} failures",
+                    out.services().len(),
+                    out.failures().len()
+                ));
                 // A service deleted between List and Describe comes back as a
                 // MISSING failure: it no longer exists, which is the truth.
                 refuse_failures("DescribeServices", out.failures())?;
@@ -403,7 +425,7 @@ impl EcsWriter for AwsEcs {
             ));
         }
         tracing::debug!(%service, desired, "setting the desired count");
-        self.calls.hit("ecs:UpdateService");
+        let call = self.calls.hit("ecs:UpdateService");
         self.client
             .update_service()
             .cluster(&service.cluster)
@@ -421,12 +443,13 @@ impl EcsWriter for AwsEcs {
                     ),
                 )
             })?;
+        call.done("updated");
         Ok(())
     }
 
     async fn force_new_deployment(&self, service: &ServiceRef) -> Result<(), ProviderError> {
         tracing::debug!(%service, "forcing a new deployment");
-        self.calls.hit("ecs:UpdateService");
+        let call = self.calls.hit("ecs:UpdateService");
         self.client
             .update_service()
             .cluster(&service.cluster)
@@ -441,11 +464,12 @@ impl EcsWriter for AwsEcs {
                     format!("{service}: forcing a new deployment: {}", sdk_err(&e)),
                 )
             })?;
+        call.done("new deployment");
         Ok(())
     }
 
     async fn service(&self, service: &ServiceRef) -> Result<ServiceState, ProviderError> {
-        self.calls.hit("ecs:DescribeServices");
+        let call = self.calls.hit("ecs:DescribeServices");
         let out = self
             .client
             .describe_services()
@@ -460,6 +484,11 @@ impl EcsWriter for AwsEcs {
                     format!("{service}: {}", sdk_err(&e)),
                 )
             })?;
+        call.done(format_args!(
+            "{} services, {} failures",
+            out.services().len(),
+            out.failures().len()
+        ));
         if let Some(f) = out.failures().first() {
             let reason = match f.reason() {
                 Some("MISSING") => "does not exist".to_owned(),

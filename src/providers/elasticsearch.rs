@@ -56,6 +56,8 @@ pub struct Es {
     calls: Calls,
     /// The longest one call may take, its retries included.
     budget: Duration,
+    /// The URL as configured, without credentials, for messages.
+    url: String,
 }
 
 /// What `_has_privileges` says about opsguard's own identity.
@@ -127,6 +129,13 @@ impl Es {
             probe: build(None)?,
             calls,
             budget: cfg.timeout,
+            url: {
+                let mut u = cfg.url.clone();
+                let _ = u.set_password(None);
+                let _ = u.set_username("");
+                u.set_query(None);
+                u.to_string()
+            },
         })
     }
 
@@ -181,7 +190,7 @@ impl Es {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Response, elasticsearch::Error>>,
     {
-        self.calls.hit(&format!("elasticsearch:{op}"));
+        let call = self.calls.hit(&format!("elasticsearch:{op}"));
         let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + self.budget;
         let timed_out = |tries: u32| {
@@ -217,6 +226,12 @@ impl Es {
             };
             match answer {
                 Ok((status, Some(text))) => {
+                    tracing::trace!(
+                        op,
+                        attempt,
+                        status = status.as_u16(),
+                        "Elasticsearch answered"
+                    );
                     let body = if text.trim().is_empty() {
                         Value::Null
                     } else {
@@ -224,6 +239,7 @@ impl Es {
                             err(op, format!("HTTP {status}: body is not JSON ({e})"))
                         })?
                     };
+                    call.done(answered(op, status, &body, attempt));
                     return Ok((status, body));
                 }
                 Ok((status, None)) => {
@@ -234,14 +250,24 @@ impl Es {
                     tracing::debug!(op, attempt, error = %e, "Elasticsearch call failed, retrying");
                 }
                 Err(e) => {
+                    let why = match super::net_cause(&e) {
+                        Some(cause) => cause.words().to_owned(),
+                        None => crate::report::escape::line(&e.to_string(), 512),
+                    };
                     return Err(err(
                         op,
                         format!(
-                            "{} failed after {attempt} tries: {}",
+                            "{} at {} failed after {attempt} tries: {why}; check [elasticsearch] url{}",
                             endpoint(op),
-                            crate::report::escape::line(&e.to_string(), 512)
+                            crate::report::escape::line(&self.url, 256),
+                            match super::net_cause(&e) {
+                                Some(super::NetCause::Tls | super::NetCause::Certificate) => {
+                                    " (http:// or https://) and [elasticsearch] ca_cert"
+                                }
+                                _ => " and that Elasticsearch runs there",
+                            }
                         ),
-                    ))
+                    ));
                 }
             }
             if tokio::time::Instant::now() + delay >= deadline {
@@ -289,11 +315,75 @@ impl Es {
         if status.is_success() {
             return Ok(());
         }
+        let code = status.as_u16();
+        let reason = crate::report::escape::line(&es_reason(body), 512);
+        let next = match code {
+            401 => " — opsguard's own credentials were refused: check [elasticsearch] username with password_env / password_secret, or api_key_env".to_owned(),
+            403 => format!(
+                " — opsguard's identity lacks a privilege: grant it the cluster privilege {}",
+                privilege_for(&reason)
+            ),
+            429 | 502..=504 => format!(
+                " — Elasticsearch is overloaded or unavailable ({ATTEMPTS} tries, with backoff); try again later, or raise [elasticsearch] timeout_seconds"
+            ),
+            500..=599 => " — an error inside Elasticsearch (1 try); its logs say more".to_owned(),
+            _ => String::new(),
+        };
         Err(err(
             op,
-            format!("HTTP {}: {}", status.as_u16(), es_reason(body)),
+            format!("{} answered HTTP {code}: {reason}{next}", endpoint(op)),
         ))
     }
+}
+
+/// The cluster privilege that grants the action a 403 names
+/// (`action [cluster:admin/xpack/security/user/get] is unauthorized …`):
+/// reading the security API wants `read_security`, changing it
+/// `manage_security`.
+fn privilege_for(reason: &str) -> String {
+    let action = reason
+        .split("action [")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("");
+    let privilege = if action.starts_with("cluster:admin/xpack/security/")
+        && (action.ends_with("/get")
+            || action.ends_with("/has_privileges")
+            || action.contains("/query"))
+    {
+        "read_security"
+    } else if action.starts_with("cluster:admin/xpack/security/") {
+        "manage_security"
+    } else if action.starts_with("cluster:monitor/") {
+        "monitor"
+    } else {
+        "read_security (snapshots) or manage_security (rollback)"
+    };
+    if action.is_empty() {
+        privilege.to_owned()
+    } else {
+        format!("{privilege} (for {action})")
+    }
+}
+
+/// What an answer was, for the log: the status, what it counts, the tries.
+fn answered(op: &str, status: StatusCode, body: &Value, attempt: u32) -> String {
+    let counted = match op {
+        "security.get_user" if status.is_success() => {
+            format!(", {} users", body.as_object().map_or(0, |o| o.len()))
+        }
+        "security.get_api_key" if status.is_success() => format!(
+            ", {} API keys",
+            body["api_keys"].as_array().map_or(0, |a| a.len())
+        ),
+        _ => String::new(),
+    };
+    let tries = if attempt > 1 {
+        format!(", {attempt} tries")
+    } else {
+        String::new()
+    };
+    format!("HTTP {}{counted}{tries}", status.as_u16())
 }
 
 /// `type: reason` of an Elasticsearch error body.
@@ -639,6 +729,21 @@ impl EsWriter for Es {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_403_names_the_privilege_its_action_needs() {
+        let r = |a: &str| format!("security_exception: action [{a}] is unauthorized for user [x]");
+        assert_eq!(
+            privilege_for(&r("cluster:admin/xpack/security/user/get")),
+            "read_security (for cluster:admin/xpack/security/user/get)"
+        );
+        assert!(
+            privilege_for(&r("cluster:admin/xpack/security/user/change_password"))
+                .starts_with("manage_security")
+        );
+        assert!(privilege_for(&r("cluster:monitor/health")).starts_with("monitor"));
+        assert!(privilege_for("no action named").contains("read_security"));
+    }
 
     #[test]
     fn scrub_blanks_the_secret_out_of_an_error() {

@@ -38,6 +38,7 @@ use crate::model::snapshot::{
     ApiKeyState, ClusterHealth, EsUser, SecretVersionState, ServiceState, Timestamp,
 };
 use crate::model::{SecretArn, SecretName, ServiceRef};
+use crate::progress::Progress;
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -67,11 +68,105 @@ impl ProviderError {
     }
 }
 
+/// Why a request got no answer, found by walking an error's chain of
+/// sources (the clients wrap the cause several layers deep: hyper, the
+/// connector, rustls, the resolver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetCause {
+    /// Nothing listens there (connection refused).
+    Refused,
+    /// The connection was cut (reset, broken pipe, closed early).
+    Reset,
+    /// The name does not resolve.
+    Dns,
+    /// The TLS handshake failed: not TLS at all (an `https://` URL to a
+    /// plain HTTP server), or a certificate not trusted.
+    Tls,
+    /// The certificate was refused (unknown issuer, wrong name, expired).
+    Certificate,
+    /// No answer in time.
+    Timeout,
+}
+
+impl NetCause {
+    /// In words, for a message: "connection refused (nothing listens there)".
+    pub fn words(self) -> &'static str {
+        match self {
+            NetCause::Refused => "connection refused: nothing listens at that address",
+            NetCause::Reset => "the connection was reset or closed before an answer",
+            NetCause::Dns => "the host name does not resolve (DNS)",
+            NetCause::Tls => {
+                "the TLS handshake failed: is the server speaking TLS (https:// to a plain http:// server fails this way)?"
+            }
+            NetCause::Certificate => {
+                "the server's TLS certificate was not accepted (unknown issuer, wrong host name or expired)"
+            }
+            NetCause::Timeout => "no answer in time",
+        }
+    }
+}
+
+/// The network cause of `e`, if its chain of sources names one.
+pub fn net_cause(e: &(dyn std::error::Error + 'static)) -> Option<NetCause> {
+    let mut found = None;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionRefused => return Some(NetCause::Refused),
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    found = found.or(Some(NetCause::Reset))
+                }
+                K::TimedOut => found = found.or(Some(NetCause::Timeout)),
+                _ => {}
+            }
+        }
+        // The text of each layer, for the causes no type says portably
+        // (hyper-util's connect error, rustls' errors inside io::Error).
+        let text = err.to_string().to_ascii_lowercase();
+        let named = if text.contains("connection refused") {
+            Some(NetCause::Refused)
+        } else if text.contains("certificate") || text.contains("unknownissuer") {
+            Some(NetCause::Certificate)
+        } else if text.contains("invalidcontenttype")
+            || text.contains("corrupt message")
+            || text.contains("tls handshake")
+            || text.contains("handshake")
+            || text.contains("wrong version number")
+        {
+            Some(NetCause::Tls)
+        } else if text.contains("dns error")
+            || text.contains("failed to lookup address")
+            || text.contains("name or service not known")
+            || text.contains("no such host")
+        {
+            Some(NetCause::Dns)
+        } else if text.contains("connection reset") || text.contains("connection closed") {
+            Some(NetCause::Reset)
+        } else {
+            None
+        };
+        // The deepest cause named wins over a vaguer outer one, a refused
+        // connection over everything.
+        if named.is_some() {
+            found = named;
+        }
+        if found == Some(NetCause::Refused) {
+            return found;
+        }
+        cur = err.source();
+    }
+    found
+}
+
 /// Operation counter shared by the providers of one snapshot: the calls
 /// made, and the answers that said "slow down" (throttling, HTTP 429), which
-/// the providers retry with backoff and a run reports.
+/// the providers retry with backoff and a run reports. It also carries the
+/// [`Progress`] handle the providers say their slow waits on (a listing's
+/// pages), scoped to the phase being read ("before snapshot").
 #[derive(Clone, Debug, Default)]
-pub struct Calls(Arc<Mutex<Counts>>);
+pub struct Calls(Arc<Mutex<Counts>>, Arc<Mutex<Progress>>);
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -80,8 +175,17 @@ struct Counts {
 }
 
 impl Calls {
-    pub fn hit(&self, op: &str) {
-        tracing::debug!(call = op, "API call");
+    /// Say progress on `progress` from now on.
+    pub fn set_progress(&self, progress: Progress) {
+        *self.1.lock().expect("progress lock") = progress;
+    }
+    /// Where to say what is being waited for (hidden unless set).
+    pub fn progress(&self) -> Progress {
+        self.1.lock().expect("progress lock").clone()
+    }
+    /// One call to `op` starts. The returned [`Call`] logs it when it ends
+    /// (`-v`): its duration and what it answered.
+    pub fn hit(&self, op: &str) -> Call {
         *self
             .0
             .lock()
@@ -89,6 +193,11 @@ impl Calls {
             .calls
             .entry(op.to_owned())
             .or_default() += 1;
+        Call {
+            op: op.to_owned(),
+            started: std::time::Instant::now(),
+            result: None,
+        }
     }
     /// One throttled answer (the request is retried with backoff).
     pub fn throttled(&self, service: &str) {
@@ -115,6 +224,32 @@ impl Calls {
     }
     pub fn total(&self) -> u64 {
         self.0.lock().expect("calls lock").calls.values().sum()
+    }
+}
+
+/// One API call in flight; logged when dropped (`-v`): the operation, how
+/// long it took, retries included, and what it answered ("100 secrets",
+/// "HTTP 200"), or that it failed (the error itself is said where it is
+/// handled). Never a value.
+#[must_use = "the call is logged when this is dropped"]
+pub struct Call {
+    op: String,
+    started: std::time::Instant,
+    result: Option<String>,
+}
+
+impl Call {
+    /// What the call answered, in words ("12 services").
+    pub fn done(mut self, result: impl std::fmt::Display) {
+        self.result = Some(result.to_string());
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        let result = self.result.as_deref().unwrap_or("failed");
+        tracing::debug!(ms, result, call = %self.op, "API call");
     }
 }
 

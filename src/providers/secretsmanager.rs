@@ -138,7 +138,7 @@ fn to_secret(s: Option<&str>, b: Option<&aws_smithy_types::Blob>) -> Option<Secr
 impl SecretsReader for AwsSecrets {
     async fn describe(&self, secret_id: &str) -> Result<Option<SecretMeta>, ProviderError> {
         let _slot = self.gate.slot().await;
-        self.calls.hit("secretsmanager:DescribeSecret");
+        let call = self.calls.hit("secretsmanager:DescribeSecret");
         let out = match self
             .client
             .describe_secret()
@@ -146,11 +146,15 @@ impl SecretsReader for AwsSecrets {
             .send()
             .await
         {
-            Ok(out) => out,
+            Ok(out) => {
+                call.done("1 secret");
+                out
+            }
             Err(e) => {
                 if let Some(DescribeSecretError::ResourceNotFoundException(_)) =
                     e.as_service_error()
                 {
+                    call.done("no such secret");
                     return Ok(None);
                 }
                 return Err(Self::err("DescribeSecret", e));
@@ -181,11 +185,16 @@ impl SecretsReader for AwsSecrets {
         wanted: &dyn Fn() -> Option<Wanted>,
     ) -> Result<Vec<SecretMeta>, ProviderError> {
         let mut lookout = Lookout::default();
+        let step = self.calls.progress().step("listing secrets");
+        let mut page_no = 0u64;
         all_pages("Secrets Manager", "ListSecrets", async |token| {
+            page_no += 1;
+            step.say(format!("(page {page_no})"));
             let page = {
                 let _slot = self.gate.slot().await;
-                self.calls.hit("secretsmanager:ListSecrets");
-                self.client
+                let call = self.calls.hit("secretsmanager:ListSecrets");
+                let page = self
+                    .client
                     .list_secrets()
                     // A secret scheduled for deletion is still referenced,
                     // and its deletion is what the rules must see.
@@ -194,7 +203,17 @@ impl SecretsReader for AwsSecrets {
                     .set_next_token(token)
                     .send()
                     .await
-                    .map_err(|e| Self::err("ListSecrets", e))?
+                    .map_err(|e| Self::err("ListSecrets", e))?;
+                call.done(format_args!(
+                    "{} secrets, page {page_no}{}",
+                    page.secret_list().len(),
+                    if page.next_token().is_some() {
+                        ", more pages"
+                    } else {
+                        ""
+                    }
+                ));
+                page
             };
             let found: Vec<SecretMeta> = page
                 .secret_list()
@@ -226,7 +245,7 @@ impl SecretsReader for AwsSecrets {
     async fn versions(&self, name: &SecretName) -> Result<Vec<SecretVersionState>, ProviderError> {
         let mut versions = all_pages("Secrets Manager", "ListSecretVersionIds", async |token| {
             let _slot = self.gate.slot().await;
-            self.calls.hit("secretsmanager:ListSecretVersionIds");
+            let call = self.calls.hit("secretsmanager:ListSecretVersionIds");
             let page = self
                 .client
                 .list_secret_version_ids()
@@ -239,6 +258,7 @@ impl SecretsReader for AwsSecrets {
                 .send()
                 .await
                 .map_err(|e| Self::err("ListSecretVersionIds", e))?;
+            call.done(format_args!("{} versions", page.versions().len()));
             let versions = page
                 .versions()
                 .iter()
@@ -270,13 +290,20 @@ impl SecretsReader for AwsSecrets {
             in_batches(ids, BATCH_MAX, usize::MAX, |chunk| async move {
                 let out = {
                     let _slot = self.gate.slot().await;
-                    self.calls.hit("secretsmanager:BatchGetSecretValue");
-                    self.client
+                    let call = self.calls.hit("secretsmanager:BatchGetSecretValue");
+                    let out = self
+                        .client
                         .batch_get_secret_value()
                         .set_secret_id_list(Some(chunk))
                         .send()
                         .await
-                        .map_err(|e| Self::err("BatchGetSecretValue", e))?
+                        .map_err(|e| Self::err("BatchGetSecretValue", e))?;
+                    call.done(format_args!(
+                        "{} values, {} errors",
+                        out.secret_values().len(),
+                        out.errors().len()
+                    ));
+                    out
                 };
                 // Gone (ResourceNotFound) or scheduled for deletion
                 // (InvalidRequest) since it was listed: the caller asks
@@ -338,7 +365,7 @@ impl SecretsReader for AwsSecrets {
         version_stage: Option<&str>,
     ) -> Result<Option<SecretValue>, ProviderError> {
         let _slot = self.gate.slot().await;
-        self.calls.hit("secretsmanager:GetSecretValue");
+        let call = self.calls.hit("secretsmanager:GetSecretValue");
         let res = self
             .client
             .get_secret_value()
@@ -348,11 +375,15 @@ impl SecretsReader for AwsSecrets {
             .send()
             .await;
         let out = match res {
-            Ok(out) => out,
+            Ok(out) => {
+                call.done("1 value");
+                out
+            }
             Err(e) => {
                 if let Some(GetSecretValueError::ResourceNotFoundException(_)) =
                     e.as_service_error()
                 {
+                    call.done("no such version");
                     return Ok(None);
                 }
                 return Err(Self::err("GetSecretValue", e));
@@ -411,7 +442,7 @@ impl SecretsWriter for AwsSecrets {
         };
         tracing::debug!(secret = %name, to = to_version, from = ?remove_from, "moving AWSCURRENT");
         let slot = self.gate.slot().await;
-        self.calls.hit("secretsmanager:UpdateSecretVersionStage");
+        let call = self.calls.hit("secretsmanager:UpdateSecretVersionStage");
         let res = self
             .client
             .update_secret_version_stage()
@@ -422,6 +453,11 @@ impl SecretsWriter for AwsSecrets {
             .send()
             .await;
         drop(slot);
+        if res.is_ok() {
+            call.done("done");
+        } else {
+            drop(call);
+        }
         if let Err(e) = res {
             // The SDK retries transient failures; if an earlier attempt landed,
             // the retry is refused although the stage is where it was asked to be.
@@ -453,7 +489,7 @@ impl SecretsWriter for AwsSecrets {
         }
         tracing::debug!(secret = %name, "cancelling the scheduled deletion");
         let slot = self.gate.slot().await;
-        self.calls.hit("secretsmanager:RestoreSecret");
+        let call = self.calls.hit("secretsmanager:RestoreSecret");
         let res = self
             .client
             .restore_secret()
@@ -461,6 +497,11 @@ impl SecretsWriter for AwsSecrets {
             .send()
             .await;
         drop(slot);
+        if res.is_ok() {
+            call.done("done");
+        } else {
+            drop(call);
+        }
         if let Err(e) = res {
             if let Ok(meta) = self.meta_for(name, OP).await {
                 if meta.deleted_date.is_none() {

@@ -55,6 +55,10 @@ fn ms(since: Instant) -> u64 {
 
 /// Rehearse `command`; the report says `subcommand` (`rehearse`, or `run`
 /// for `run --rehearse`) and `mode`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the progress handle is an option threaded from the command line"
+)]
 pub async fn rehearse(
     config: &Config,
     policy: &Policy,
@@ -63,6 +67,7 @@ pub async fn rehearse(
     run_id: String,
     subcommand: &str,
     mode: &str,
+    progress: &crate::progress::Progress,
 ) -> Result<Rehearsed, SpawnError> {
     let mut report = new_report(subcommand, run_id, mode);
     report.command = command
@@ -83,8 +88,12 @@ pub async fn rehearse(
 
     // 1. Live, read once.
     let t = Instant::now();
-    let live = match Live::connect(config).await {
-        Ok(l) => l,
+    let connected = {
+        let _step = progress.step("connecting to AWS and Elasticsearch");
+        Live::connect(config).await
+    };
+    let live = match connected {
+        Ok(l) => l.with_progress(progress),
         Err(e) => {
             return Ok(failed(
                 report,
@@ -93,6 +102,7 @@ pub async fn rehearse(
             ))
         }
     };
+    live.set_phase("live snapshot");
     let live_before = match live.take(config, key).await {
         Ok(t) => t,
         Err(e) => {
@@ -154,7 +164,10 @@ pub async fn rehearse(
         Duration::from_nanos(u64::from(1_000_000_000 - into_second)) + Duration::from_millis(20),
     )
     .await;
-    let shadow_before = match shadow.live.take(&shadow.config, key).await {
+    let step = progress.step("shadow snapshot");
+    let shadow_before = shadow.live.take(&shadow.config, key).await;
+    drop(step);
+    let shadow_before = match shadow_before {
         Ok(t) => t,
         Err(e) => {
             return Ok(failed(
@@ -215,7 +228,10 @@ pub async fn rehearse(
     rehearsal.env_rewritten = plan.rewritten.clone();
     rehearsal.env_removed = plan.removed.clone();
     let t = Instant::now();
-    let ended = command::run_with_env(command, &plan.changes).await?;
+    let hold = progress.hold(&crate::report::escape::line(&report.command.join(" "), 200));
+    let ended = command::run_with_env(command, &plan.changes).await;
+    drop(hold);
+    let ended = ended?;
     rehearsal.timings_ms.insert("command".into(), ms(t));
     report.command_exit = ended.code;
     report.command_signal = ended.signal_name();
@@ -224,6 +240,7 @@ pub async fn rehearse(
 
     // 5. The verdict on the shadow.
     let t = Instant::now();
+    let judging = progress.step("judging the shadow after the command");
     let judged = async {
         let after = shadow
             .live
@@ -247,6 +264,7 @@ pub async fn rehearse(
         Ok::<_, String>((after, findings))
     }
     .await;
+    drop(judging);
     drop(shadow);
     let (shadow_after, findings) = match judged {
         Ok(j) => j,
@@ -266,6 +284,7 @@ pub async fn rehearse(
     let diff = crate::report::diff::text(&shadow_before.snapshot, &shadow_after.snapshot);
 
     // 6. Proof that live was not touched.
+    live.set_phase("live snapshot again (was live touched?)");
     let live_after = live.take(config, key).await;
     rehearsal.timings_ms.insert("verdict".into(), ms(t));
     let blocking = findings.iter().any(is_blocking);

@@ -175,7 +175,20 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
             }
             None => {
                 let started = std::time::Instant::now();
-                let e = AwsEmulator::start(&config.rehearse.aws_emulator, &region)?;
+                let step = live.progress().step(format!(
+                    "shadow: starting the AWS emulator ({})",
+                    crate::report::escape::line(
+                        config
+                            .rehearse
+                            .aws_emulator
+                            .first()
+                            .map_or("", String::as_str),
+                        64
+                    )
+                ));
+                let e = AwsEmulator::start(&config.rehearse.aws_emulator, &region);
+                drop(step);
+                let e = e?;
                 emulator_start_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
                 let ep = e.endpoint().to_owned();
                 let desc = format!(
@@ -275,7 +288,11 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
     .map_err(|e| ShadowError::Seed(e.to_string()))?;
 
     let mut seeded = RehearsalSeeded::default();
+    let step = live
+        .progress()
+        .step("shadow: seeding Elasticsearch users and API keys");
     seed_es(live, before, &admin, &es, &seeder, &mut seeded).await?;
+    drop(step);
 
     // 3. AWS.
     let dir = std::env::temp_dir().join(format!(
@@ -310,6 +327,9 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
         es,
         emulator,
     };
+    let _step = live
+        .progress()
+        .step("shadow: seeding secrets, clusters, task definitions and services");
     let rewritten = super::seed_aws::seed(
         config,
         live,

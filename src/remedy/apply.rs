@@ -44,8 +44,8 @@ pub struct Options<'a> {
     /// password is set back to when its secret cannot follow (the undo).
     pub current: &'a BTreeMap<String, ProbeAuth>,
     pub stable_timeout: Duration,
-    /// Show a progress bar while waiting for redeploys (on a terminal).
-    pub progress: bool,
+    /// Where to say what the remedy waits for (redeploys becoming stable).
+    pub progress: crate::progress::Progress,
 }
 
 /// What applying the pending steps did.
@@ -446,18 +446,13 @@ async fn wait_stable<C: EcsReader + EcsWriter>(
     services: &[(usize, crate::model::ServiceRef, OffsetDateTime)],
     opts: &Options<'_>,
 ) -> Vec<Result<(), String>> {
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(services.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} redeploying {pos}/{len} stable {elapsed} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = opts.progress.count(
+        format!(
+            "waiting for {} redeployed service(s) to be stable",
+            services.len()
+        ),
+        services.len() as u64,
+    );
     let deadline = Instant::now() + opts.stable_timeout;
     let mut results: Vec<Option<Result<(), String>>> = vec![None; services.len()];
     let mut delay = Duration::from_millis(200);
@@ -470,9 +465,9 @@ async fn wait_stable<C: EcsReader + EcsWriter>(
                 Ok(s) => match is_stable(&s, *since) {
                     Ok(true) => {
                         results[k] = Some(Ok(()));
-                        bar.inc(1);
+                        bar.inc();
                     }
-                    Ok(false) => bar.set_message(format!(
+                    Ok(false) => bar.say(format!(
                         "{svc}: {}/{} running, {} deployment(s)",
                         s.running_count,
                         s.desired_count,
@@ -494,7 +489,7 @@ async fn wait_stable<C: EcsReader + EcsWriter>(
         tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    bar.finish_and_clear();
+    drop(bar);
     results
         .into_iter()
         .zip(services)

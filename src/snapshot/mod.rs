@@ -15,6 +15,7 @@ pub mod take;
 
 use crate::config::{Config, EsAuth};
 use crate::model::SecretName;
+use crate::progress::Progress;
 use crate::providers::elasticsearch::{AdminAuth, Es};
 use crate::providers::targets::Router;
 use crate::providers::{Calls, ProviderError, SecretsReader};
@@ -37,6 +38,10 @@ pub struct Live {
     calls: Calls,
     es_url: String,
     baseline: std::sync::Mutex<Option<take::Baseline>>,
+    /// Where a snapshot says what it waits for (hidden unless given), and
+    /// the phase its lines are headed with ("before snapshot").
+    progress: Progress,
+    phase: std::sync::Mutex<String>,
 }
 
 impl Live {
@@ -101,7 +106,26 @@ impl Live {
             calls,
             es_url: url.to_string(),
             baseline: std::sync::Mutex::new(None),
+            progress: Progress::hidden(),
+            phase: std::sync::Mutex::new("snapshot".to_owned()),
         })
+    }
+
+    /// What the next snapshots are, for their progress lines ("after
+    /// snapshot").
+    pub fn set_phase(&self, phase: &str) {
+        *self.phase.lock().expect("phase lock") = phase.to_owned();
+    }
+
+    /// The progress handle snapshots say their waits on.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Say on `progress` what each snapshot waits for.
+    pub fn with_progress(mut self, progress: &Progress) -> Live {
+        self.progress = progress.clone();
+        self
     }
 
     /// Take a snapshot; its `collection` counts this snapshot's calls only.
@@ -110,6 +134,8 @@ impl Live {
         config: &Config,
         key: &FingerprintKey,
     ) -> Result<Taken, ProviderError> {
+        let phase = self.phase.lock().expect("phase lock").clone();
+        self.calls.set_progress(self.progress.scoped(&phase));
         self.calls.reset();
         let since = self.baseline.lock().expect("baseline lock").clone();
         let taken = take::take(
@@ -147,9 +173,18 @@ impl Live {
     }
 }
 
-/// Take one snapshot of the live environment the config describes.
-pub async fn take_live(config: &Config, key: &FingerprintKey) -> Result<Taken, ProviderError> {
-    Live::connect(config).await?.take(config, key).await
+/// Take one snapshot of the live environment the config describes, saying
+/// on `progress` what it waits for.
+pub async fn take_live(
+    config: &Config,
+    key: &FingerprintKey,
+    progress: &Progress,
+) -> Result<Taken, ProviderError> {
+    let live = {
+        let _step = progress.step("connecting to AWS and Elasticsearch");
+        Live::connect(config).await?
+    };
+    live.with_progress(progress).take(config, key).await
 }
 
 /// A report note when any of `snapshots` was throttled (and retried): the

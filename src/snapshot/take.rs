@@ -97,18 +97,29 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
     // task definitions as soon as the services are known, and with them what
     // the listing is looking for.
     let es_conc = config.elasticsearch.max_concurrency;
+    // What each wait is for, on a terminal (hidden otherwise).
+    let progress = src.calls.progress();
     let wanted: OnceLock<Wanted> = OnceLock::new();
     let wanted_now = || wanted.get().cloned();
     let listing = src.secrets.list(&wanted_now);
     let ecs = async {
         let clusters = config.clusters();
+        let step = progress.count(
+            format!("ECS services and tasks of {} cluster(s)", clusters.len()),
+            clusters.len() as u64,
+        );
         let check = src.ecs.check_clusters(&clusters);
         let per_cluster = stream::iter(clusters.iter())
-            .map(|c| src.ecs.services(c))
+            .map(|c| async {
+                let r = src.ecs.services(c).await;
+                step.inc();
+                r
+            })
             .buffer_unordered(ALL_AT_ONCE)
             .try_collect::<Vec<Vec<ServiceState>>>();
         // A missing cluster is better said by the check than by ListServices.
         let (checked, per_cluster) = futures::join!(check, per_cluster);
+        drop(step);
         checked?;
         let mut services: Vec<ServiceState> = per_cluster?.into_iter().flatten().collect();
         services.sort_by(|a, b| a.service.cmp(&b.service));
@@ -118,11 +129,20 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
             .iter()
             .flat_map(|s| graph::task_definitions_of(s).into_iter().map(str::to_owned))
             .collect();
+        let step = progress.count("describing task definitions", td_arns.len() as u64);
         let tds: Vec<TaskDefinition> = stream::iter(td_arns)
-            .map(|arn| async move { src.ecs.task_definition(&arn).await })
+            .map(|arn| {
+                let step = &step;
+                async move {
+                    let r = src.ecs.task_definition(&arn).await;
+                    step.inc();
+                    r
+                }
+            })
             .buffer_unordered(ALL_AT_ONCE)
             .try_collect()
             .await?;
+        drop(step);
         let task_defs: BTreeMap<String, TaskDefinition> =
             tds.into_iter().map(|t| (t.arn.clone(), t)).collect();
         let refs = parse_refs(&task_defs, src.secrets);
@@ -130,6 +150,7 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
         Ok::<_, ProviderError>((services, task_defs, refs))
     };
     let es = async {
+        let _step = progress.step("Elasticsearch cluster, health and users");
         let (info, health, users) =
             futures::try_join!(src.es.cluster_info(), src.es.health(), src.es.users())?;
         Ok::<_, ProviderError>((info, health, users))
@@ -139,7 +160,7 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
 
     // 3. Secrets.
     let (resolved, mut secrets, vault) =
-        read_secrets(refs, listed, src.secrets, src.since, key).await?;
+        read_secrets(refs, listed, src.secrets, src.since, key, &progress).await?;
 
     // 4. The graph.
     let Graph {
@@ -163,6 +184,8 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
         .filter_map(|c| c.principal.clone())
         .collect();
     let api_keys = async {
+        let _step = (!key_ids.is_empty())
+            .then(|| progress.step(format!("reading {} API key(s)", key_ids.len())));
         stream::iter(key_ids)
             .map(|id| async move { src.es.api_key(&id).await })
             .buffer_unordered(es_conc)
@@ -170,8 +193,17 @@ pub async fn take<E: EcsReader, S: SecretsReader, X: EsReader>(
             .await
     };
     let probes = async {
+        let step = progress.count(
+            format!("probing {} credential(s)", auth.len()),
+            auth.len() as u64,
+        );
+        let step = &step;
         stream::iter(auth.iter())
-            .map(|(id, a)| async move { src.es.authenticate(a).await.map(|o| (id.clone(), o)) })
+            .map(|(id, a)| async move {
+                let r = src.es.authenticate(a).await.map(|o| (id.clone(), o));
+                step.inc();
+                r
+            })
             .buffer_unordered(es_conc)
             .try_collect::<Vec<_>>()
             .await
@@ -359,6 +391,7 @@ async fn read_secrets<S: SecretsReader>(
     sm: &S,
     since: Option<&Baseline>,
     key: &FingerprintKey,
+    progress: &crate::progress::Progress,
 ) -> Result<SecretsRead, ProviderError> {
     let Refs {
         secrets: refs,
@@ -374,7 +407,11 @@ async fn read_secrets<S: SecretsReader>(
         .filter(|(_, r)| index.find(r, sm).is_none())
         .map(|(_, r)| describe_id(r, sm))
         .collect();
-    let described = describe_all(sm, unlisted).await?;
+    let described = {
+        let _step = (!unlisted.is_empty())
+            .then(|| progress.step(format!("describing {} unlisted secret(s)", unlisted.len())));
+        describe_all(sm, unlisted).await?
+    };
     let mut metas: BTreeMap<SecretName, SecretMeta> = BTreeMap::new();
     let mut referenced_as: BTreeMap<SecretName, BTreeSet<String>> = BTreeMap::new();
     let mut missing: BTreeMap<SecretName, BTreeSet<String>> = BTreeMap::new();
@@ -422,7 +459,10 @@ async fn read_secrets<S: SecretsReader>(
         .filter(|(_, m)| m.deleted_date.is_none())
         .map(|(n, _)| n.clone())
         .collect();
-    let got = sm.current_values(&readable).await?;
+    let got = {
+        let _step = progress.step(format!("reading {} secret value(s)", readable.len()));
+        sm.current_values(&readable).await?
+    };
     let mut vault = Vault::default();
     let mut current: HashMap<SecretName, (String, Option<Timestamp>)> = HashMap::new();
     for v in got.values {
@@ -501,6 +541,8 @@ async fn read_secrets<S: SecretsReader>(
             .map(|(n, _)| n.clone())
             .collect(),
     };
+    let _step = (!moved.is_empty())
+        .then(|| progress.step(format!("version history of {} secret(s)", moved.len())));
     let history: HashMap<SecretName, Vec<SecretVersionState>> = stream::iter(moved)
         .map(|n| async move { sm.versions(&n).await.map(|v| (n, v)) })
         .buffer_unordered(ALL_AT_ONCE)

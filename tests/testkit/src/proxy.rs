@@ -76,6 +76,8 @@ pub enum Fault {
     Delay(Duration),
     /// Never answer (the connection is held until the proxy is dropped).
     Hang,
+    /// Close the connection without answering (a peer that drops it).
+    Close,
 }
 
 struct Rule {
@@ -223,6 +225,7 @@ fn parse_control(text: &str) -> Vec<Rule> {
             let fault = match *f {
                 "throttle" => Fault::AwsThrottling,
                 "hang" => Fault::Hang,
+                "close" => Fault::Close,
                 "500" if *a == "aws" => Fault::AwsInternal,
                 d if d.starts_with("delay:") => {
                     Fault::Delay(Duration::from_millis(d[6..].parse().ok()?))
@@ -340,13 +343,20 @@ fn serve(conn: TcpStream, upstream: SocketAddr, state: &Mutex<State>, stop: &Ato
             }
             if matches!(
                 chosen,
-                Some(Fault::Status(_) | Fault::AwsThrottling | Fault::AwsInternal | Fault::Hang)
+                Some(
+                    Fault::Status(_)
+                        | Fault::AwsThrottling
+                        | Fault::AwsInternal
+                        | Fault::Hang
+                        | Fault::Close
+                )
             ) {
                 st.faults += 1;
             }
             chosen
         };
         let reply = match fault {
+            Some(Fault::Close) => return,
             Some(Fault::Hang) => {
                 // Hold the connection, bounded, until the proxy is dropped.
                 let until = Instant::now() + Duration::from_secs(600);
