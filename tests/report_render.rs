@@ -10,7 +10,13 @@ use insta::Settings;
 use opsguard::config::CredentialKind;
 use opsguard::model::{SecretArn, SecretName, ServiceRef};
 use opsguard::report::model::*;
-use opsguard::report::{self, changes, diff, Format};
+use opsguard::report::{self, changes, diff, Format, RenderOptions};
+
+const PLAIN: RenderOptions = RenderOptions::PLAIN;
+const COLOUR: RenderOptions = RenderOptions {
+    colour: true,
+    ..RenderOptions::PLAIN
+};
 use opsguard::snapshot::model::*;
 use time::format_description::well_known::Rfc3339;
 
@@ -452,7 +458,7 @@ fn every_format_of_every_report_is_as_reviewed() {
     let settings = filtered();
     for (name, report, diff) in cases() {
         for (format, fname) in FORMATS {
-            let text = report::render(format, &report, diff.as_deref(), false);
+            let text = report::render(format, &report, diff.as_deref(), &PLAIN);
             settings.bind(|| insta::assert_snapshot!(format!("{name}_{fname}"), text));
         }
     }
@@ -461,7 +467,7 @@ fn every_format_of_every_report_is_as_reviewed() {
 #[test]
 fn the_human_report_leads_with_the_verdict() {
     let first = |r: &Report, d: Option<&str>| {
-        report::render(Format::Human, r, d, false)
+        report::render(Format::Human, r, d, &PLAIN)
             .lines()
             .next()
             .unwrap()
@@ -490,29 +496,29 @@ fn the_human_report_leads_with_the_verdict() {
 #[test]
 fn colour_codes_appear_only_when_asked_for_and_only_in_human_text() {
     for (name, report, diff) in cases() {
-        let plain = report::render(Format::Human, &report, diff.as_deref(), false);
+        let plain = report::render(Format::Human, &report, diff.as_deref(), &PLAIN);
         assert!(
             !plain.contains('\x1b'),
             "{name}: escape codes without colour"
         );
-        let coloured = report::render(Format::Human, &report, diff.as_deref(), true);
+        let coloured = report::render(Format::Human, &report, diff.as_deref(), &COLOUR);
         assert!(coloured.contains("\x1b["), "{name}: no colour when asked");
         // The same text underneath.
         let stripped = strip_ansi(&coloured);
         assert_eq!(stripped, plain, "{name}");
         for (format, fname) in &FORMATS[1..] {
-            let text = report::render(*format, &report, diff.as_deref(), true);
+            let text = report::render(*format, &report, diff.as_deref(), &COLOUR);
             assert!(!text.contains('\x1b'), "{name}: escape codes in {fname}");
         }
     }
     let (incident, d) = incident();
-    let coloured = report::render(Format::Human, &incident, Some(&d), true);
+    let coloured = report::render(Format::Human, &incident, Some(&d), &COLOUR);
     assert!(
         coloured.starts_with("\x1b[1;31mBLOCKED\x1b[0m: "),
         "{coloured:?}"
     );
     assert!(coloured.contains("\x1b[1;31mblock\x1b[0m"), "block is red");
-    let check = report::render(Format::Human, &check(), None, true);
+    let check = report::render(Format::Human, &check(), None, &COLOUR);
     assert!(check.starts_with("\x1b[1;32mOK\x1b[0m"), "ok is green");
     assert!(check.contains("\x1b[1;33mwarn \x1b[0m"), "warn is yellow");
 }
@@ -537,7 +543,7 @@ fn strip_ansi(s: &str) -> String {
 #[test]
 fn junit_is_valid_xml_with_one_case_per_finding() {
     for (name, report, diff) in cases() {
-        let xml = report::render(Format::Junit, &report, diff.as_deref(), false);
+        let xml = report::render(Format::Junit, &report, diff.as_deref(), &PLAIN);
         let parsed = quick_junit::Report::deserialize_from_str(&xml)
             .unwrap_or_else(|e| panic!("{name}: JUnit does not parse: {e}\n{xml}"));
         assert_eq!(parsed.test_suites.len(), 1, "{name}");
@@ -589,7 +595,7 @@ fn junit_survives_markup_in_messages() {
     let mut r = check();
     r.violations[0].message = "a <b> & \"c\" ]]> \x1b[31m\x07 d".into();
     r.violations[0].severity = "block".into();
-    let xml = report::render(Format::Junit, &r, None, false);
+    let xml = report::render(Format::Junit, &r, None, &PLAIN);
     let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     assert_eq!(parsed.failures, 1);
     assert!(!xml.contains('\x1b') && !xml.contains('\x07'), "{xml}");
@@ -598,7 +604,7 @@ fn junit_survives_markup_in_messages() {
 #[test]
 fn json_is_the_model_and_the_documented_schema() {
     let (incident, _) = incident();
-    let text = report::render(Format::Json, &incident, None, false);
+    let text = report::render(Format::Json, &incident, None, &PLAIN);
     let back: Report = serde_json::from_str(&text).unwrap();
     assert_eq!(back, incident);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -616,7 +622,7 @@ fn json_is_the_model_and_the_documented_schema() {
 fn markdown_tables_survive_pipes_and_newlines() {
     let mut r = check();
     r.violations[0].message = "one | two\nthree".into();
-    let md = report::render(Format::Markdown, &r, None, false);
+    let md = report::render(Format::Markdown, &r, None, &PLAIN);
     let row = md
         .lines()
         .find(|l| l.starts_with("| warn |"))
@@ -633,7 +639,7 @@ fn no_report_prints_a_fingerprint_beyond_eight_hex_digits() {
     let after = incident_after();
     for (name, report, diff) in cases() {
         for (format, fname) in FORMATS {
-            let text = report::render(format, &report, diff.as_deref(), false);
+            let text = report::render(format, &report, diff.as_deref(), &PLAIN);
             for s in before.secrets.iter().chain(&after.secrets) {
                 let hex = s.current_fingerprint.as_deref().unwrap();
                 let hex = hex.trim_start_matches("hmac-sha256:");
@@ -670,11 +676,11 @@ fn remediation_notes_and_errors_are_shown() {
         verified: false,
         ..Default::default()
     });
-    let human = report::render(Format::Human, &r, Some(&d), false);
+    let human = report::render(Format::Human, &r, Some(&d), &PLAIN);
     assert!(human.starts_with("REMEDIATION FAILED: 4 blocking violations; rollback failed, a human is needed (command exited 0, exit 12)\n"), "{human}");
     assert!(human.contains("\nnote: --skip-preflight"), "{human}");
     assert!(human.contains("remediation (rollback): NOT verified\n  ok     restore-secret-stage elasticsearch/catalogue_api/search/password\n  FAILED reset-es-password search: Elasticsearch answered 503\n"), "{human}");
-    let md = report::render(Format::Markdown, &r, Some(&d), false);
+    let md = report::render(Format::Markdown, &r, Some(&d), &PLAIN);
     assert!(
         md.contains("### Remediation (rollback): NOT verified"),
         "{md}"
@@ -691,13 +697,13 @@ fn remediation_notes_and_errors_are_shown() {
     r.outcome = Outcome::RemediationFailed;
     r.exit_code = 12;
     r.error = Some("the command ran, but the after snapshot failed (timeout)".into());
-    let human = report::render(Format::Human, &r, None, false);
+    let human = report::render(Format::Human, &r, None, &PLAIN);
     assert!(human.starts_with("UNVERIFIED: "), "{human}");
     assert!(
         human.contains("\nerror: the command ran, but the after snapshot failed (timeout)\n"),
         "{human}"
     );
-    let xml = report::render(Format::Junit, &r, None, false);
+    let xml = report::render(Format::Junit, &r, None, &PLAIN);
     let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     assert_eq!(parsed.errors, 1, "{xml}");
     assert!(!xml.contains("no violations"), "{xml}");
@@ -707,12 +713,28 @@ fn remediation_notes_and_errors_are_shown() {
 fn every_json_report_and_snapshot_here_matches_the_published_schema() {
     use opsguard_testkit::schema::{assert_conforms, Schema};
     for (name, report, _) in cases() {
-        let text = report::render(Format::Json, &report, None, false);
+        let text = report::render(Format::Json, &report, None, &PLAIN);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["schema"], "opsguard.report/v1", "{name}");
         assert_conforms(Schema::Report, &json);
     }
     for snap in [incident_before(), incident_after()] {
         assert_conforms(Schema::Snapshot, &serde_json::to_value(&snap).unwrap());
+    }
+}
+
+#[test]
+fn quiet_is_the_verdict_line_alone() {
+    let quiet = RenderOptions {
+        quiet: true,
+        ..PLAIN
+    };
+    for (name, report, diff) in cases() {
+        let line = report::render(Format::Human, &report, diff.as_deref(), &quiet);
+        assert_eq!(
+            line,
+            format!("{}\n", report::verdict::of(&report).line()),
+            "{name}"
+        );
     }
 }

@@ -13,7 +13,7 @@
 
 use super::model::{Report, Violation};
 use super::verdict::{self, Tone};
-use super::{command_line, remedy_hints};
+use super::{command_line, remedy_hints, RenderOptions};
 use colored::Color;
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -99,9 +99,10 @@ fn rehearsal(out: &mut String, p: &Paint, r: &super::model::Rehearsal) {
 }
 
 /// Render `report` for stderr. `diff` is [`super::diff::text`] of the two
-/// snapshots when there were two; `colour` turns ANSI colour on.
-pub fn render(report: &Report, diff: Option<&str>, colour: bool) -> String {
-    let p = Paint(colour);
+/// snapshots when there were two; `options` say whether in colour, and
+/// whether only the verdict line (`--quiet`).
+pub fn render(report: &Report, diff: Option<&str>, options: &RenderOptions) -> String {
+    let p = Paint(options.colour);
     let mut out = String::new();
 
     let v = verdict::of(report);
@@ -111,6 +112,9 @@ pub fn render(report: &Report, diff: Option<&str>, colour: bool) -> String {
         Tone::Block => p.fg(Color::Red, v.word, true),
     };
     let _ = writeln!(out, "{word}: {}", clean(&v.detail));
+    if options.quiet {
+        return out;
+    }
 
     let mut about = vec![format!("{} {}", report.subcommand, report.run_id)];
     if !report.mode.is_empty() && report.subcommand == "run" {
