@@ -465,11 +465,11 @@ fn every_format_of_every_report_is_as_reviewed() {
 }
 
 #[test]
-fn the_human_report_leads_with_the_verdict() {
+fn the_human_report_ends_with_the_verdict() {
     let first = |r: &Report, d: Option<&str>| {
         report::render(Format::Human, r, d, &PLAIN)
             .lines()
-            .next()
+            .last()
             .unwrap()
             .to_owned()
     };
@@ -514,12 +514,23 @@ fn colour_codes_appear_only_when_asked_for_and_only_in_human_text() {
     let (incident, d) = incident();
     let coloured = report::render(Format::Human, &incident, Some(&d), &COLOUR);
     assert!(
-        coloured.starts_with("\x1b[1;31mBLOCKED\x1b[0m: "),
+        coloured
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("\x1b[1;31mBLOCKED\x1b[0m: "),
         "{coloured:?}"
     );
     assert!(coloured.contains("\x1b[1;31mblock\x1b[0m"), "block is red");
     let check = report::render(Format::Human, &check(), None, &COLOUR);
-    assert!(check.starts_with("\x1b[1;32mOK\x1b[0m"), "ok is green");
+    assert!(
+        check
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("\x1b[1;32mOK\x1b[0m"),
+        "ok is green"
+    );
     assert!(check.contains("\x1b[1;33mwarn \x1b[0m"), "warn is yellow");
 }
 
@@ -677,8 +688,8 @@ fn remediation_notes_and_errors_are_shown() {
         ..Default::default()
     });
     let human = report::render(Format::Human, &r, Some(&d), &PLAIN);
-    assert!(human.starts_with("REMEDIATION FAILED: 4 blocking violations; rollback failed, a human is needed (command exited 0, exit 12)\n"), "{human}");
-    assert!(human.contains("\nnote: --skip-preflight"), "{human}");
+    assert!(human.ends_with("\nREMEDIATION FAILED: 4 blocking violations; rollback failed, a human is needed (command exited 0, exit 12)\n"), "{human}");
+    assert!(human.contains("\nnotes:\n  --skip-preflight"), "{human}");
     assert!(human.contains("remediation (rollback): NOT verified\n  ok     restore-secret-stage elasticsearch/catalogue_api/search/password\n  FAILED reset-es-password search: Elasticsearch answered 503\n"), "{human}");
     let md = report::render(Format::Markdown, &r, Some(&d), &PLAIN);
     assert!(
@@ -698,7 +709,10 @@ fn remediation_notes_and_errors_are_shown() {
     r.exit_code = 12;
     r.error = Some("the command ran, but the after snapshot failed (timeout)".into());
     let human = report::render(Format::Human, &r, None, &PLAIN);
-    assert!(human.starts_with("UNVERIFIED: "), "{human}");
+    assert!(
+        human.lines().last().unwrap().starts_with("UNVERIFIED: "),
+        "{human}"
+    );
     assert!(
         human.contains("\nerror: the command ran, but the after snapshot failed (timeout)\n"),
         "{human}"
@@ -737,4 +751,52 @@ fn quiet_is_the_verdict_line_alone() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn each_cause_is_said_once_and_the_diff_only_under_v() {
+    let (incident, d) = incident();
+    let text = report::render(Format::Human, &incident, Some(&d), &PLAIN);
+    // Two credentials, each fired two rules: two causes, each consumer
+    // listed once in its cause and once in the summary.
+    assert_eq!(text.matches("\ncredential search\n").count(), 1, "{text}");
+    assert_eq!(text.matches("\ncredential items\n").count(), 1, "{text}");
+    assert_eq!(text.matches("  consumers: catalogue").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("catalogue-api-2021-04-26/prod-search-api,")
+            .count(),
+        2,
+        "{text}"
+    );
+    // Why it matters: once per rule, not once per finding.
+    assert_eq!(
+        text.matches("ECS injects secrets when a task starts")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("@@ secrets @@"), "{text}");
+    assert!(
+        text.contains("(-v shows the full before/after diff)"),
+        "{text}"
+    );
+    let verbose = RenderOptions {
+        verbose: 1,
+        ..PLAIN
+    };
+    let text = report::render(Format::Human, &incident, Some(&d), &verbose);
+    assert!(text.contains("\ndiff:\n"), "{text}");
+    assert!(text.contains("@@ secrets @@"), "{text}");
+    // The summary is last, the verdict line the very last.
+    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    assert_eq!(
+        tail,
+        [
+            "BLOCKED: 4 blocking violations (command exited 0, exit 11)",
+            "  exit 11:     a blocking violation, no remedy applied",
+            "  done:        nothing undone: mode block stops here with exit 11; the command's changes stand",
+            "  consumers:   catalogue-api-2021-04-26/prod-items-api, catalogue-api-2021-04-26/stage-items-api, catalogue-api-2021-04-26/prod-search-api, catalogue-api-2021-04-26/stage-search-api",
+            "  broken:      credential items, credential search",
+        ]
+    );
 }

@@ -235,12 +235,15 @@ pub fn settle(report: &mut Report, out: Outcome) {
     for c in &out.cannot {
         report
             .notes
-            .push(format!("cannot be put right automatically: {c}"));
+            .push(format!("{}{c}", crate::report::verdict::CANNOT_NOTE));
     }
     for f in &out.still_wrong {
         report.notes.push(format!(
-            "still wrong after the remedy: {} on {}: {}",
-            f.rule, f.target, f.message
+            "{}{} on {}: {}",
+            crate::report::verdict::STILL_WRONG_NOTE,
+            f.rule,
+            f.target,
+            f.message
         ));
     }
     if let Some(e) = out.error {

@@ -14,6 +14,7 @@
 //! Renderers never see a snapshot, a fact or a secret value: only the report
 //! (and a diff text already made safe by [`diff`]).
 
+mod causes;
 pub mod changes;
 pub mod diff;
 pub mod escape;

@@ -164,6 +164,169 @@ pub fn of(report: &Report) -> Verdict {
     }
 }
 
+/// The note [`crate::guard::remediate`] writes for each thing a remedy's
+/// plan says it cannot do (the reason a remedy was refused).
+pub const CANNOT_NOTE: &str = "cannot be put right automatically: ";
+/// The note written for each blocking finding a remedy left in place.
+pub const STILL_WRONG_NOTE: &str = "still wrong after the remedy: ";
+
+/// The notes that start with `prefix`, without it.
+fn notes_after<'a>(report: &'a Report, prefix: &str) -> Vec<&'a str> {
+    report
+        .notes
+        .iter()
+        .filter_map(|n| n.strip_prefix(prefix))
+        .collect()
+}
+
+/// What a remedy did, in words: `rollback applied and verified`,
+/// `redeploy refused: …`, `rollback failed: 1 of 2 steps failed`, …
+pub fn remedy_state(report: &Report) -> Option<String> {
+    let r = report.remediation.as_ref()?;
+    let mode = r.mode.as_str();
+    let n = r.actions.len();
+    let failed = r.actions.iter().filter(|a| !a.ok).count();
+    let cannot = notes_after(report, CANNOT_NOTE);
+    let still = notes_after(report, STILL_WRONG_NOTE).len();
+    let more = |v: &[&str]| {
+        if v.len() > 1 {
+            format!(" (and {} more)", v.len() - 1)
+        } else {
+            String::new()
+        }
+    };
+    let steps = count(n, "step", "steps");
+    Some(if r.verified {
+        format!("{mode} applied ({steps}) and verified")
+    } else if failed > 0 {
+        format!("{mode} failed: {failed} of {steps} failed")
+    } else if n == 0 && !cannot.is_empty() {
+        format!("{mode} refused: {}{}", cannot[0], more(&cannot))
+    } else if n == 0 {
+        format!("{mode} found nothing to apply")
+    } else if !cannot.is_empty() {
+        format!(
+            "{mode} applied in part ({steps}); not done: {}{}",
+            cannot[0],
+            more(&cannot)
+        )
+    } else if still > 0 {
+        format!(
+            "{mode} applied ({steps}), but {} remain",
+            count(still, "blocking violation", "blocking violations")
+        )
+    } else {
+        format!("{mode} applied ({steps}) but could not be verified")
+    })
+}
+
+fn ran_a_command(report: &Report) -> bool {
+    report.subcommand == "run" || report.subcommand == "rehearse"
+}
+
+/// What opsguard did about the findings: the `done` line of the summary.
+pub fn done(report: &Report) -> String {
+    let sub = report.subcommand.as_str();
+    match report.outcome {
+        Outcome::Ok => "nothing needed".to_owned(),
+        Outcome::Violated if sub == "rehearse" => {
+            "nothing for real: the command ran in a shadow; the live environment was not touched"
+                .to_owned()
+        }
+        Outcome::Violated if report.mode == "warn" => {
+            "nothing: mode warn reports, it does not block; the command's changes stand".to_owned()
+        }
+        Outcome::Violated if sub == "run" => format!(
+            "nothing undone: mode {} stops here with exit {}; the command's changes stand",
+            report.mode, report.exit_code
+        ),
+        Outcome::Violated if sub == "plan" => {
+            "nothing: plan only reports; nothing was applied".to_owned()
+        }
+        Outcome::Violated => format!("nothing: {sub} only reports"),
+        Outcome::Remediated | Outcome::RemediationFailed if report.remediation.is_some() => {
+            remedy_state(report).unwrap_or_default()
+        }
+        Outcome::Remediated => "remedied".to_owned(),
+        Outcome::RemediationFailed if report.error.is_some() && sub == "run" => {
+            "nothing: the check after the command did not finish, so no remedy could be planned"
+                .to_owned()
+        }
+        Outcome::RemediationFailed => "nothing: opsguard could not finish its check".to_owned(),
+        Outcome::PreflightFailed if ran_a_command(report) => {
+            "nothing: the command was not run".to_owned()
+        }
+        Outcome::PreflightFailed => "nothing: the environment could not be read".to_owned(),
+        Outcome::Escaped => {
+            "nothing: the live environment changed during the rehearsal, so a person must look"
+                .to_owned()
+        }
+    }
+}
+
+/// What a person can run next, when there is one thing to say.
+pub(crate) fn next(report: &Report, causes: &[super::causes::Cause<'_>]) -> Option<String> {
+    let remedy_mode = matches!(report.mode.as_str(), "rollback" | "redeploy");
+    match report.outcome {
+        Outcome::RemediationFailed if report.subcommand == "run" && remedy_mode => Some(format!(
+            "opsguard resume {} (plans again from the current state and retries the {})",
+            report.run_id, report.mode
+        )),
+        Outcome::Violated
+            if report.subcommand == "check"
+                && causes
+                    .iter()
+                    .any(|c| c.blocking() && c.remedies.contains(&"redeploy")) =>
+        {
+            Some("opsguard check --fix redeploy (or the aws commands above)".to_owned())
+        }
+        Outcome::PreflightFailed if report.subcommand == "run" && !report.violations.is_empty() => {
+            Some(
+                "put the findings right first; if the command is the repair, run it with --skip-preflight"
+                    .to_owned(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// What the exit code says, for the last block of the human report.
+pub fn exit_meaning(report: &Report) -> String {
+    let ran = ran_a_command(report);
+    match report.exit_code {
+        0 if ran => "nothing blocking, and the command exited 0".to_owned(),
+        0 => "nothing blocking".to_owned(),
+        10 => "a blocking violation was found, remedied and verified".to_owned(),
+        11 if report.outcome == Outcome::Violated
+            && (report.subcommand == "rehearse"
+                || report.command_exit.is_none() && report.rehearsal.is_some()) =>
+        {
+            "a blocking violation predicted; the command was not run for real".to_owned()
+        }
+        11 => "a blocking violation, no remedy applied".to_owned(),
+        12 if report.outcome == Outcome::Escaped => {
+            "the live environment changed during the rehearsal: a person must look".to_owned()
+        }
+        12 if report.remediation.is_some() => {
+            "the remedy failed or could not be verified: a person must look".to_owned()
+        }
+        12 => "opsguard could not finish its check: a person must look".to_owned(),
+        13 if ran => "pre-flight failed: the command was not run".to_owned(),
+        13 => "the environment could not be checked".to_owned(),
+        1 if report.command_exit_folded => format!(
+            "the command exited {}, a code opsguard keeps for its own verdicts",
+            report.command_exit.unwrap_or_default()
+        ),
+        _ if ran && report.command_signal.is_some() => format!(
+            "the command was killed by {} (128 + its number)",
+            report.command_signal.as_deref().unwrap_or_default()
+        ),
+        _ if ran => "the command's own exit code".to_owned(),
+        2 => "usage or configuration error".to_owned(),
+        _ => "see the exit codes in `opsguard --help`".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
