@@ -688,7 +688,7 @@ fn remediation_notes_and_errors_are_shown() {
         ..Default::default()
     });
     let human = report::render(Format::Human, &r, Some(&d), &PLAIN);
-    assert!(human.ends_with("\nREMEDIATION FAILED: 4 blocking violations; rollback failed, a human is needed (command exited 0, exit 12)\n"), "{human}");
+    assert!(human.ends_with("\nREMEDIATION FAILED: 4 blocking violations; rollback failed: 1 of 2 steps failed; a human is needed (command exited 0, exit 12)\n"), "{human}");
     assert!(human.contains("\nnotes:\n  --skip-preflight"), "{human}");
     assert!(human.contains("remediation (rollback): NOT verified\n  ok     restore-secret-stage elasticsearch/catalogue_api/search/password\n  FAILED reset-es-password search: Elasticsearch answered 503\n"), "{human}");
     let md = report::render(Format::Markdown, &r, Some(&d), &PLAIN);
@@ -798,5 +798,34 @@ fn each_cause_is_said_once_and_the_diff_only_under_v() {
             "  consumers:   catalogue-api-2021-04-26/prod-items-api, catalogue-api-2021-04-26/stage-items-api, catalogue-api-2021-04-26/prod-search-api, catalogue-api-2021-04-26/stage-search-api",
             "  broken:      credential items, credential search",
         ]
+    );
+}
+
+#[test]
+fn skip_preflight_and_an_empty_change_list_are_said_truly() {
+    // --skip-preflight still takes and judges the before snapshot: the
+    // report must not say the environment was not checked.
+    let (mut r, d) = ok();
+    r.skip_preflight = true;
+    r.notes = vec![
+        "--skip-preflight: the environment already violated 1 blocking rule(s) before the command"
+            .into(),
+    ];
+    for format in [Format::Human, Format::Markdown] {
+        let text = report::render(format, &r, Some(&d), &PLAIN);
+        assert!(!text.contains("not checked"), "{text}");
+        assert!(
+            text.contains("already violated 1 blocking rule(s)"),
+            "{text}"
+        );
+    }
+    // Nothing seen is not nothing changed: a password set in Elasticsearch
+    // and a secret no task definition uses are outside the snapshots.
+    r.changes.clear();
+    let text = report::render(Format::Human, &r, Some(&d), &PLAIN);
+    assert!(!text.contains("changes: none\n"), "{text}");
+    assert!(
+        text.contains("changes: none that opsguard can see (it does not see a password set in Elasticsearch, nor a secret no task definition uses)"),
+        "{text}"
     );
 }

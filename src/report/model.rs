@@ -29,7 +29,7 @@ pub struct Report {
     pub waived: Vec<Violation>,
     pub remediation: Option<Remediation>,
     pub exit_code: u8,
-    /// `--skip-preflight` was used: the environment was not checked before the command.
+    /// `--skip-preflight` was used: pre-flight findings did not stop the command.
     pub skip_preflight: bool,
     /// Why pre-flight failed (`preflight_failed` only).
     #[serde(skip_serializing_if = "Option::is_none")]

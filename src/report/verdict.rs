@@ -14,7 +14,8 @@ pub enum Tone {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
-    /// The status word: `OK`, `WARNING` (blocking violations in mode warn),
+    /// The status word: `OK`, `COMMAND FAILED` (nothing blocking, but the
+    /// wrapped command failed), `WARNING` (blocking violations in mode warn),
     /// `BLOCKED`, `REMEDIATED`, `REMEDIATION FAILED`, `UNVERIFIED` (exit 12
     /// without a remedy: the after state could not be checked) or
     /// `PRE-FLIGHT FAILED`.
@@ -59,6 +60,12 @@ fn exit_tail(report: &Report) -> String {
     }
 }
 
+/// `run` or `rehearse` ran a command that exited non-zero or was killed.
+fn command_failed(report: &Report) -> bool {
+    ran_a_command(report)
+        && (report.command_signal.is_some() || report.command_exit.is_some_and(|c| c != 0))
+}
+
 pub fn of(report: &Report) -> Verdict {
     let block = severity_count(&report.violations, "block");
     let remedy = report
@@ -67,6 +74,27 @@ pub fn of(report: &Report) -> Verdict {
         .map_or(report.mode.as_str(), |r| r.mode.as_str());
     let tail = exit_tail(report);
     match report.outcome {
+        Outcome::Ok if command_failed(report) => {
+            let what = match (&report.command_signal, report.command_exit) {
+                (Some(sig), _) => format!("the command was killed by {sig}"),
+                (None, Some(c)) => format!("the command exited {c}"),
+                (None, None) => "the command failed".to_owned(),
+            };
+            let warn = severity_count(&report.violations, "warn");
+            let found = if warn > 0 {
+                format!(
+                    "opsguard found no blocking violation, {}",
+                    count(warn, "warning", "warnings")
+                )
+            } else {
+                "opsguard found no blocking violation".to_owned()
+            };
+            Verdict {
+                word: "COMMAND FAILED",
+                detail: format!("{what}; {found} (exit {})", report.exit_code),
+                tone: Tone::Block,
+            }
+        }
         Outcome::Ok => {
             let warn = severity_count(&report.violations, "warn");
             let detail = if warn > 0 {
@@ -115,25 +143,15 @@ pub fn of(report: &Report) -> Verdict {
                 tone: Tone::Block,
             }
         }
-        Outcome::RemediationFailed => {
-            let failed = report
-                .remediation
-                .as_ref()
-                .is_some_and(|r| r.actions.iter().any(|a| !a.ok));
-            let how = if failed {
-                "failed"
-            } else {
-                "could not be verified"
-            };
-            Verdict {
-                word: "REMEDIATION FAILED",
-                detail: format!(
-                    "{}; {remedy} {how}, a human is needed {tail}",
-                    findings(report)
-                ),
-                tone: Tone::Block,
-            }
-        }
+        Outcome::RemediationFailed => Verdict {
+            word: "REMEDIATION FAILED",
+            detail: format!(
+                "{}; {}; a human is needed {tail}",
+                findings(report),
+                remedy_state(report).unwrap_or_default()
+            ),
+            tone: Tone::Block,
+        },
         Outcome::Escaped => Verdict {
             word: "ESCAPED",
             detail: format!(
@@ -196,28 +214,38 @@ pub fn remedy_state(report: &Report) -> Option<String> {
         }
     };
     let steps = count(n, "step", "steps");
-    Some(if r.verified {
-        format!("{mode} applied ({steps}) and verified")
-    } else if failed > 0 {
-        format!("{mode} failed: {failed} of {steps} failed")
-    } else if n == 0 && !cannot.is_empty() {
-        format!("{mode} refused: {}{}", cannot[0], more(&cannot))
-    } else if n == 0 {
-        format!("{mode} found nothing to apply")
-    } else if !cannot.is_empty() {
-        format!(
-            "{mode} applied in part ({steps}); not done: {}{}",
-            cannot[0],
-            more(&cannot)
-        )
-    } else if still > 0 {
-        format!(
-            "{mode} applied ({steps}), but {} remain",
-            count(still, "blocking violation", "blocking violations")
-        )
-    } else {
-        format!("{mode} applied ({steps}) but could not be verified")
-    })
+    Some(
+        if r.verified && report.outcome == Outcome::RemediationFailed {
+            // Verified by the rules that could be evaluated; a broken one
+            // leaves its items unjudged.
+            format!("{mode} applied ({steps}) but not proven complete")
+        } else if r.verified {
+            format!("{mode} applied ({steps}) and verified")
+        } else if failed > 0 {
+            format!("{mode} failed: {failed} of {steps} failed")
+        } else if n == 0 && !cannot.is_empty() {
+            format!("{mode} refused: {}{}", cannot[0], more(&cannot))
+        } else if n == 0 {
+            format!("{mode} found nothing to apply")
+        } else if !cannot.is_empty() {
+            format!(
+                "{mode} applied in part ({steps}); not done: {}{}",
+                cannot[0],
+                more(&cannot)
+            )
+        } else if still > 0 {
+            format!(
+                "{mode} applied ({steps}), but {}",
+                count(
+                    still,
+                    "blocking violation remains",
+                    "blocking violations remain"
+                )
+            )
+        } else {
+            format!("{mode} applied ({steps}) but could not be verified")
+        },
+    )
 }
 
 fn ran_a_command(report: &Report) -> bool {
@@ -378,14 +406,44 @@ mod tests {
         );
         r.outcome = Outcome::RemediationFailed;
         r.exit_code = 12;
-        assert!(line(&r).contains("rollback could not be verified, a human is needed"));
+        assert!(line(&r).contains("; rollback applied (0 steps) but not proven complete;"));
+        r.remediation.as_mut().unwrap().verified = false;
+        // Nothing applied because the plan refused: say so, and why.
+        r.notes = vec![
+            format!("{CANNOT_NOTE}credential search: its current value does not authenticate"),
+            format!("{CANNOT_NOTE}credential items: the same"),
+        ];
+        assert_eq!(
+            line(&r),
+            "REMEDIATION FAILED: 2 blocking violations; rollback refused: credential search: its current value does not authenticate (and 1 more); a human is needed (command exited 0, exit 12)"
+        );
+        r.notes.clear();
+        r.remediation.as_mut().unwrap().actions.push(Action {
+            kind: "redeploy".into(),
+            target: "c/s".into(),
+            ok: true,
+            detail: None,
+        });
+        r.notes = vec![format!(
+            "{STILL_WRONG_NOTE}live-credential-broken on search: x"
+        )];
+        assert!(
+            line(&r).contains("; rollback applied (1 step), but 1 blocking violation remains"),
+            "{}",
+            line(&r)
+        );
+        r.notes.clear();
+        assert!(line(&r)
+            .contains("; rollback applied (1 step) but could not be verified; a human is needed"));
         r.remediation.as_mut().unwrap().actions.push(Action {
             kind: "restore-secret-stage".into(),
             target: "x".into(),
             ok: false,
             detail: None,
         });
-        assert!(line(&r).starts_with("REMEDIATION FAILED: 2 blocking violations; rollback failed,"));
+        assert!(line(&r).starts_with(
+            "REMEDIATION FAILED: 2 blocking violations; rollback failed: 1 of 2 steps failed; a human is needed"
+        ));
         let mut r = run(Outcome::RemediationFailed, "block", 12);
         r.violations.clear();
         assert_eq!(
@@ -395,14 +453,22 @@ mod tests {
         let mut r = run(Outcome::Ok, "block", 3);
         r.violations.clear();
         r.command_exit = Some(3);
-        assert_eq!(line(&r), "OK: no blocking violation (command exited 3)");
+        assert_eq!(
+            line(&r),
+            "COMMAND FAILED: the command exited 3; opsguard found no blocking violation (exit 3)"
+        );
+        assert_eq!(of(&r).tone, Tone::Block, "a failed command is not green");
         r.command_exit = None;
         r.command_signal = Some("SIGTERM".into());
         r.exit_code = 143;
         assert_eq!(
             line(&r),
-            "OK: no blocking violation (command killed by SIGTERM, exit 143)"
+            "COMMAND FAILED: the command was killed by SIGTERM; opsguard found no blocking violation (exit 143)"
         );
+        r.command_signal = None;
+        r.command_exit = Some(0);
+        r.exit_code = 0;
+        assert_eq!(line(&r), "OK: no blocking violation (command exited 0)");
         let mut r = run(Outcome::PreflightFailed, "block", 13);
         r.command_exit = None;
         assert_eq!(
