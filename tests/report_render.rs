@@ -829,3 +829,42 @@ fn skip_preflight_and_an_empty_change_list_are_said_truly() {
         "{text}"
     );
 }
+
+#[test]
+fn check_suggests_what_can_be_done_from_one_look() {
+    let mut r = base("check", "check");
+    r.outcome = Outcome::Violated;
+    r.exit_code = 11;
+    r.violations = vec![Violation {
+        rule: "service-degraded".into(),
+        severity: "block".into(),
+        target: format!("{CLUSTER}/prod-search-api"),
+        message: format!(
+            "service {CLUSTER}/prod-search-api is degraded: 1 of 2 desired tasks running"
+        ),
+        consumers: vec![format!("{CLUSTER}/prod-search-api")],
+        remedies: vec!["rollback".into()],
+        ..Violation::default()
+    }];
+    let text = report::render(Format::Human, &r, None, &PLAIN);
+    assert!(
+        !text.contains("roll back"),
+        "no before state in check: {text}"
+    );
+    assert!(
+        !text.contains("[RUN_ID]") && !text.contains(&r.run_id),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "\n          aws ecs update-service --cluster catalogue-api-2021-04-26 --service prod-search-api --force-new-deployment\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "\n  next:        opsguard check --fix redeploy (or the aws commands above)\n"
+        ),
+        "{text}"
+    );
+}

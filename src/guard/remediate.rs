@@ -222,12 +222,15 @@ async fn verify(input: &Input<'_>) -> (Vec<Finding>, Option<String>) {
 pub fn settle(report: &mut Report, out: Outcome) {
     let verified = out.remediation.verified;
     for a in out.remediation.actions.iter().filter(|a| !a.ok) {
-        report.notes.push(format!(
-            "remedy step failed: {} {}: {}",
-            a.kind,
-            a.target,
-            a.detail.as_deref().unwrap_or("")
-        ));
+        report.notes.push(
+            format!(
+                "remedy step failed: {} {}: {}",
+                a.kind,
+                a.target,
+                a.detail.as_deref().unwrap_or("")
+            )
+            .replace("RUN_ID", &report.run_id),
+        );
     }
     for c in &out.inconsistent {
         report.notes.push(c.replace("RUN_ID", &report.run_id));

@@ -149,10 +149,12 @@ pub(crate) fn suggestions(report: &Report, cause: &Cause<'_>) -> Vec<Suggestion>
         return Vec::new();
     }
     let check = report.subcommand == "check";
+    if check {
+        return from_check(cause);
+    }
     let mut out = Vec::new();
     for r in &cause.remedies {
         match *r {
-            "rollback" if check => {}
             "rollback" if report.subcommand == "diff" => out.push(Suggestion {
                 text: "roll back to what the BEFORE snapshot shows".into(),
                 commands: Vec::new(),
@@ -186,13 +188,59 @@ pub(crate) fn suggestions(report: &Report, cause: &Cause<'_>) -> Vec<Suggestion>
             }),
         }
     }
-    if check && out.is_empty() && cause.remedies.contains(&"rollback") {
-        out.push(Suggestion {
-            text: "put it right by hand: check saw one moment, so there is no before state to roll back to".into(),
-            commands: Vec::new(),
-        });
-    }
     out
+}
+
+/// `check` saw one moment: there is no before state to go back to, so a
+/// rollback is no suggestion. What is left is a redeploy where it helps —
+/// never where the value new tasks would read is refused — and, for the
+/// rest, what to put right by hand.
+fn from_check(cause: &Cause<'_>) -> Vec<Suggestion> {
+    let fired = |rule: &str| {
+        cause
+            .findings
+            .iter()
+            .any(|v| v.rule == rule && v.severity == "block")
+    };
+    let redeploy = |text: &str, services: &[&str]| Suggestion {
+        text: text.to_owned(),
+        commands: services.iter().map(|s| redeploy_command(s)).collect(),
+    };
+    if fired("secret-out-of-sync") {
+        return vec![Suggestion {
+            text: "make the secret and Elasticsearch agree again: set the user's password to the value in its secret, or put the value that authenticates back into the secret; do not redeploy before that, new tasks would read the refused value".into(),
+            commands: Vec::new(),
+        }];
+    }
+    if fired("service-degraded") && cause.kind == Some("service") {
+        return vec![redeploy(
+            "find why in the service's events; once the cause is fixed, force a new deployment:",
+            &[cause.target],
+        )];
+    }
+    if cause.remedies.contains(&"redeploy") && !cause.consumers.is_empty() {
+        return vec![redeploy(
+            "force a new deployment of its consumers:",
+            &cause.consumers,
+        )];
+    }
+    if cause.blocking() && !cause.remedies.is_empty() {
+        return vec![Suggestion {
+            text: "put it right by hand: check saw one moment, so it has no before state to go back to".into(),
+            commands: Vec::new(),
+        }];
+    }
+    Vec::new()
+}
+
+/// Whether any of `causes` is met with a redeploy command: what
+/// `opsguard check --fix redeploy` would do for all of them at once.
+pub(crate) fn any_redeploy(report: &Report, causes: &[Cause<'_>]) -> bool {
+    causes.iter().filter(|c| c.blocking()).any(|c| {
+        suggestions(report, c)
+            .iter()
+            .any(|s| !s.commands.is_empty())
+    })
 }
 
 #[cfg(test)]
@@ -298,6 +346,7 @@ mod tests {
         assert_eq!(s.len(), 1, "{s:?}");
         assert_eq!(s[0].commands.len(), 2);
         assert!(!s[0].text.contains("roll back"), "{s:?}");
+        assert!(any_redeploy(&r, &causes));
         r.subcommand = "run".into();
         let s = suggestions(&r, &causes[0]);
         assert_eq!(s.len(), 2);
@@ -316,6 +365,41 @@ mod tests {
         )];
         let causes = group(&only);
         r.subcommand = "check".into();
+        let s = suggestions(&r, &causes[0]);
+        assert!(
+            s[0].text
+                .starts_with("make the secret and Elasticsearch agree"),
+            "{s:?}"
+        );
+        assert!(
+            s[0].commands.is_empty(),
+            "a redeploy would start failing tasks"
+        );
+        assert!(!any_redeploy(&r, &causes));
+        // A degraded service: a redeploy, once its cause is fixed.
+        let degraded = [v(
+            "service-degraded",
+            "block",
+            "c/prod-search-api",
+            "service c/prod-search-api is degraded: 1 of 2 desired tasks running",
+            &["rollback"],
+        )];
+        let causes = group(&degraded);
+        let s = suggestions(&r, &causes[0]);
+        assert_eq!(
+            s[0].commands,
+            ["aws ecs update-service --cluster c --service prod-search-api --force-new-deployment"]
+        );
+        assert!(any_redeploy(&r, &causes));
+        // Any other rule with only a rollback: by hand.
+        let other = [v(
+            "custom",
+            "block",
+            "search",
+            "credential search: x",
+            &["rollback"],
+        )];
+        let causes = group(&other);
         let s = suggestions(&r, &causes[0]);
         assert!(s[0].text.starts_with("put it right by hand"), "{s:?}");
     }

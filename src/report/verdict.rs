@@ -301,10 +301,7 @@ pub(crate) fn next(report: &Report, causes: &[super::causes::Cause<'_>]) -> Opti
             report.run_id, report.mode
         )),
         Outcome::Violated
-            if report.subcommand == "check"
-                && causes
-                    .iter()
-                    .any(|c| c.blocking() && c.remedies.contains(&"redeploy")) =>
+            if report.subcommand == "check" && super::causes::any_redeploy(report, causes) =>
         {
             Some("opsguard check --fix redeploy (or the aws commands above)".to_owned())
         }
