@@ -796,7 +796,7 @@ fn each_cause_is_said_once_and_the_diff_only_under_v() {
             "  exit 11:     a blocking violation, no remedy applied",
             "  done:        nothing undone: mode block stops here with exit 11; the command's changes stand",
             "  consumers:   catalogue-api-2021-04-26/prod-items-api, catalogue-api-2021-04-26/stage-items-api, catalogue-api-2021-04-26/prod-search-api, catalogue-api-2021-04-26/stage-search-api",
-            "  broken:      credential items, credential search",
+            "  broke:       credential items, credential search",
         ]
     );
 }

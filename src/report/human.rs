@@ -436,10 +436,12 @@ fn summary(out: &mut String, p: &Paint, report: &Report, causes: &[causes::Cause
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let label = if report.subcommand == "rehearse" {
-        "would break:"
-    } else {
-        "broken:"
+    // The state now (check), what a real run would do (rehearse), or what
+    // the command did (run, diff, plan: a remedy may have put it right since).
+    let label = match report.subcommand.as_str() {
+        "check" => "broken:",
+        "rehearse" => "would break:",
+        _ => "broke:",
     };
     line(out, label, &broke);
     let mut consumers: Vec<&str> = Vec::new();
