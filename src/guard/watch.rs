@@ -7,7 +7,6 @@
 use crate::providers::{EsReader, ProbeAuth, ProbeOutcome};
 use crate::snapshot::model::Snapshot;
 use futures::stream::{self, StreamExt};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -21,17 +20,7 @@ pub struct Trip {
     pub credentials: Vec<String>,
 }
 
-/// The outage a tripwire saw, for the report.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Outage {
-    pub credentials: Vec<String>,
-    /// The first refused probe.
-    pub first_failed_probe_at: String,
-    /// The first probe after the remedy at which every one authenticated again.
-    pub recovered_at: Option<String>,
-    pub window_ms: Option<u64>,
-    pub probes: u64,
-}
+pub use crate::model::Outage;
 
 /// The credentials worth watching: live ones whose value was read before.
 pub fn watched<'a>(

@@ -41,7 +41,7 @@ pub struct Report {
     /// `--watch`: what the tripwire saw, from the first refused probe to the
     /// probe that succeeded after the remedy.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub outage: Option<crate::guard::watch::Outage>,
+    pub outage: Option<crate::model::Outage>,
     /// Notes for the reader, e.g. a remedy this version cannot apply.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
