@@ -7,8 +7,6 @@
 //! ids are filtered, so the snapshots hold only what the report says.
 
 use insta::Settings;
-use opsguard::config::CredentialKind;
-use opsguard::model::{SecretArn, SecretName, ServiceRef};
 use opsguard::report::model::*;
 use opsguard::report::{self, changes, diff, Format, RenderOptions};
 
@@ -17,12 +15,30 @@ const COLOUR: RenderOptions = RenderOptions {
     colour: true,
     ..RenderOptions::PLAIN
 };
-use opsguard::snapshot::model::*;
-use time::format_description::well_known::Rfc3339;
+
+// The snapshots behind the reports are the report stage's own fixture
+// (src/report/fixture.rs), one source for the library's unit tests and
+// these. It names its types through `crate::`, so those paths are given
+// here.
+mod config {
+    pub use opsguard::config::*;
+}
+mod model {
+    pub use opsguard::model::*;
+}
+mod snapshot {
+    pub mod model {
+        pub use opsguard::snapshot::model::*;
+    }
+}
+#[path = "../src/report/fixture.rs"]
+#[allow(dead_code, reason = "shared with the unit tests, which use the rest")]
+mod fixture;
+use fixture::{at, incident_after, incident_before, user};
 
 // ------------------------------------------------------------ the reports
 
-const CLUSTER: &str = "catalogue-api-2021-04-26";
+use fixture::CLUSTER;
 
 fn consumers(user: &str) -> Vec<String> {
     vec![
@@ -171,254 +187,6 @@ fn preflight_failed() -> Report {
             .into(),
     );
     r
-}
-
-// ------------------------------------------------------------ the snapshots behind them
-
-fn at(s: &str) -> Timestamp {
-    Timestamp::parse(s, &Rfc3339).unwrap()
-}
-
-fn fp(hex2: &str) -> String {
-    format!("hmac-sha256:{}", hex2.repeat(16))
-}
-
-fn user(name: &str, roles: &[&str]) -> EsUser {
-    EsUser {
-        username: name.into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        full_name: None,
-        email: None,
-        enabled: true,
-        metadata: serde_json::Map::new(),
-        reserved: false,
-    }
-}
-
-fn secret(name: &str, version: &str, hex2: &str) -> SecretState {
-    SecretState {
-        name: SecretName::new(name),
-        arn: Some(SecretArn::new(format!(
-            "arn:aws:secretsmanager:eu-west-1:000000000000:secret:{name}-AbCdEf"
-        ))),
-        exists: true,
-        created_date: Some(at("2021-04-26T10:00:00Z")),
-        last_changed_date: Some(at("2021-04-26T10:00:00Z")),
-        deleted_date: None,
-        current_version_id: Some(version.into()),
-        current_fingerprint: Some(fp(hex2)),
-        versions: vec![SecretVersionState {
-            version_id: version.into(),
-            stages: vec!["AWSCURRENT".into()],
-            created_date: Some(at("2021-04-26T10:00:00Z")),
-            fingerprint: Some(fp(hex2)),
-        }],
-        referenced_as: vec![],
-        consumers: vec![],
-    }
-}
-
-fn task(id: &str, started: &str, td: &str) -> TaskState {
-    TaskState {
-        arn: format!("arn:aws:ecs:eu-west-1:000000000000:task/{CLUSTER}/{id}"),
-        task_definition_arn: td.into(),
-        last_status: "RUNNING".into(),
-        desired_status: "RUNNING".into(),
-        health_status: Some("UNKNOWN".into()),
-        started_at: Some(at(started)),
-        created_at: Some(at(started)),
-        started_by: Some("ecs-svc/1".into()),
-    }
-}
-
-fn service(name: &str, started: &[&str]) -> ServiceState {
-    let td = format!("arn:aws:ecs:eu-west-1:000000000000:task-definition/{name}:1");
-    let n = started.len() as i32;
-    ServiceState {
-        service: ServiceRef::new(CLUSTER, name),
-        arn: format!("arn:aws:ecs:eu-west-1:000000000000:service/{CLUSTER}/{name}"),
-        status: "ACTIVE".into(),
-        desired_count: n,
-        running_count: n,
-        pending_count: 0,
-        task_definition: td.clone(),
-        launch_type: Some("FARGATE".into()),
-        deployments: vec![DeploymentState {
-            id: "ecs-svc/1".into(),
-            status: "PRIMARY".into(),
-            task_definition: td.clone(),
-            desired_count: n,
-            running_count: n,
-            pending_count: 0,
-            failed_tasks: 0,
-            rollout_state: Some("COMPLETED".into()),
-            rollout_state_reason: None,
-            created_at: Some(at("2021-04-26T10:00:00Z")),
-            updated_at: Some(at("2021-04-26T10:00:00Z")),
-        }],
-        tasks: started
-            .iter()
-            .enumerate()
-            .map(|(i, t)| task(&format!("{name}-{i}"), t, &td))
-            .collect(),
-        consumes: vec![],
-    }
-}
-
-fn credential(user: &str) -> CredentialState {
-    let secret = |f: &str| SecretName::new(format!("elasticsearch/catalogue_api/{user}/{f}"));
-    CredentialState {
-        id: user.into(),
-        origin: format!(
-            "elasticsearch-basic|username=es_username<-secret:{}:::|password=es_password<-secret:{}:::",
-            secret("username"),
-            secret("password")
-        ),
-        kind: CredentialKind::ElasticsearchBasic,
-        principal: Some(user.into()),
-        sources: vec![],
-        secrets: vec![secret("username"), secret("password")],
-        consumers: ["prod", "stage"]
-            .iter()
-            .map(|env| ConsumerState {
-                service: ServiceRef::new(CLUSTER, format!("{env}-{user}-api")),
-                containers: vec!["app".into()],
-                task_definitions: vec![],
-                running_tasks: if *env == "prod" { 3 } else { 1 },
-            })
-            .collect(),
-        pinned: false,
-        probe: Probe {
-            result: ProbeResult::Authenticated,
-            authenticated_as: Some(user.into()),
-            detail: None,
-        },
-    }
-}
-
-fn incident_before() -> Snapshot {
-    Snapshot {
-        schema: "opsguard.snapshot/v1".into(),
-        taken_at: at("2021-07-27T14:30:00Z"),
-        opsguard_version: "0.1.0".into(),
-        fingerprint_key_id: "k1:0011223344556677".into(),
-        elasticsearch: EsState {
-            url: "https://catalogue.es.example:9243".into(),
-            cluster_name: "catalogue".into(),
-            cluster_uuid: "u-1".into(),
-            version: "7.13.4".into(),
-            health: ClusterHealth {
-                status: "green".into(),
-                number_of_nodes: 3,
-                number_of_data_nodes: 3,
-                active_shards_percent: 100.0,
-            },
-            users: [
-                "search",
-                "items",
-                "diff_tool",
-                "replication_manager",
-                "internal_model_tool",
-            ]
-            .iter()
-            .map(|u| user(u, &["catalogue_read"]))
-            .collect(),
-            api_keys: vec![],
-        },
-        secrets: vec![
-            secret(
-                "elasticsearch/catalogue_api/items/password",
-                "1a1a1a1a-0000-4000-8000-000000000004",
-                "d4",
-            ),
-            secret(
-                "elasticsearch/catalogue_api/items/username",
-                "3c3c3c3c-0000-4000-8000-000000000003",
-                "c3",
-            ),
-            secret(
-                "elasticsearch/catalogue_api/search/password",
-                "5e5e5e5e-0000-4000-8000-000000000002",
-                "b2",
-            ),
-            secret(
-                "elasticsearch/catalogue_api/search/username",
-                "7a7a7a7a-0000-4000-8000-000000000001",
-                "a1",
-            ),
-        ],
-        services: vec![
-            service(
-                "prod-items-api",
-                &[
-                    "2021-07-27T14:00:01Z",
-                    "2021-07-27T14:00:02Z",
-                    "2021-07-27T14:00:03Z",
-                ],
-            ),
-            service(
-                "prod-search-api",
-                &[
-                    "2021-07-27T14:00:01Z",
-                    "2021-07-27T14:00:02Z",
-                    "2021-07-27T14:00:03Z",
-                ],
-            ),
-            service("stage-items-api", &["2021-07-27T14:00:04Z"]),
-            service("stage-search-api", &["2021-07-27T14:00:05Z"]),
-        ],
-        task_definitions: vec![],
-        credentials: vec![credential("items"), credential("search")],
-        collection: Collection::default(),
-    }
-}
-
-/// New AWSCURRENT versions for every consumed secret; new values for the
-/// passwords, the same values for the usernames. No task was replaced.
-fn incident_after() -> Snapshot {
-    let mut s = incident_before();
-    s.taken_at = at("2021-07-27T14:38:00Z");
-    for (name, version, hex2) in [
-        (
-            "items/password",
-            "2b2b2b2b-0000-4000-8000-000000000014",
-            "f6",
-        ),
-        (
-            "items/username",
-            "4d4d4d4d-0000-4000-8000-000000000013",
-            "c3",
-        ),
-        (
-            "search/password",
-            "6f6f6f6f-0000-4000-8000-000000000012",
-            "e5",
-        ),
-        (
-            "search/username",
-            "8b8b8b8b-0000-4000-8000-000000000011",
-            "a1",
-        ),
-    ] {
-        let name = format!("elasticsearch/catalogue_api/{name}");
-        let x = s
-            .secrets
-            .iter_mut()
-            .find(|x| x.name.as_str() == name)
-            .unwrap();
-        for v in &mut x.versions {
-            v.stages = vec!["AWSPREVIOUS".into()];
-        }
-        x.versions.push(SecretVersionState {
-            version_id: version.into(),
-            stages: vec!["AWSCURRENT".into()],
-            created_date: Some(at("2021-07-27T14:37:30Z")),
-            fingerprint: Some(fp(hex2)),
-        });
-        x.current_version_id = Some(version.into());
-        x.current_fingerprint = Some(fp(hex2));
-    }
-    s
 }
 
 // ------------------------------------------------------------ the tests
