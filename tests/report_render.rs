@@ -50,7 +50,7 @@ fn consumers(user: &str) -> Vec<String> {
 fn live_credential_broken(user: &str) -> Violation {
     Violation {
         rule: "live-credential-broken".into(),
-        severity: "block".into(),
+        severity: Severity::Block,
         target: user.into(),
         message: format!(
             "credential {user}: the value its 4 running tasks hold no longer authenticates \
@@ -70,7 +70,7 @@ fn live_credential_broken(user: &str) -> Violation {
 fn rotated_without_redeploy(user: &str) -> Violation {
     Violation {
         rule: "secret-rotated-without-redeploy".into(),
-        severity: "block".into(),
+        severity: Severity::Block,
         target: user.into(),
         message: format!(
             "elasticsearch/catalogue_api/{user}/password changed at 14:37:30, \
@@ -89,7 +89,7 @@ fn rotated_without_redeploy(user: &str) -> Violation {
 fn shared_across_environments(user: &str, waiver: Option<WaiverNote>) -> Violation {
     Violation {
         rule: "shared-credential-across-environments".into(),
-        severity: "warn".into(),
+        severity: Severity::Warn,
         target: user.into(),
         message: format!("credential {user} is used by prod and stage services"),
         consumers: consumers(user),
@@ -333,7 +333,7 @@ fn junit_is_valid_xml_with_one_case_per_finding() {
         let blocking = report
             .violations
             .iter()
-            .filter(|v| v.severity == "block")
+            .filter(|v| v.severity == Severity::Block)
             .count();
         assert_eq!(xml.matches("<failure").count(), blocking, "{name}");
         assert_eq!(suite.failures, blocking, "{name}");
@@ -373,7 +373,7 @@ fn junit_is_valid_xml_with_one_case_per_finding() {
 fn junit_survives_markup_in_messages() {
     let mut r = check();
     r.violations[0].message = "a <b> & \"c\" ]]> \x1b[31m\x07 d".into();
-    r.violations[0].severity = "block".into();
+    r.violations[0].severity = Severity::Block;
     let xml = report::render(Format::Junit, &r, None, &PLAIN);
     let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     assert_eq!(parsed.failures, 1);
@@ -605,7 +605,7 @@ fn check_suggests_what_can_be_done_from_one_look() {
     r.exit_code = 11;
     r.violations = vec![Violation {
         rule: "service-degraded".into(),
-        severity: "block".into(),
+        severity: Severity::Block,
         target: format!("{CLUSTER}/prod-search-api"),
         message: format!(
             "service {CLUSTER}/prod-search-api is degraded: 1 of 2 desired tasks running"

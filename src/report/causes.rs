@@ -7,7 +7,7 @@
 //! `run` has a before state to go back to, `check` has none, and a redeploy
 //! is spelled as the exact `aws ecs update-service` command per service.
 
-use super::model::{Report, Violation};
+use super::model::{Report, Severity, Violation};
 
 /// The findings about one target.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ impl Cause<'_> {
     }
 
     pub fn blocking(&self) -> bool {
-        self.findings.iter().any(|v| v.severity == "block")
+        self.findings.iter().any(|v| v.severity == Severity::Block)
     }
 }
 
@@ -200,7 +200,7 @@ fn from_check(cause: &Cause<'_>) -> Vec<Suggestion> {
         cause
             .findings
             .iter()
-            .any(|v| v.rule == rule && v.severity == "block")
+            .any(|v| v.rule == rule && v.severity == Severity::Block)
     };
     let redeploy = |text: &str, services: &[&str]| Suggestion {
         text: text.to_owned(),
@@ -247,10 +247,14 @@ pub(crate) fn any_redeploy(report: &Report, causes: &[Cause<'_>]) -> bool {
 mod tests {
     use super::*;
 
+    fn sev(s: &str) -> Severity {
+        serde_json::from_value(serde_json::json!(s)).unwrap()
+    }
+
     fn v(rule: &str, severity: &str, target: &str, message: &str, remedies: &[&str]) -> Violation {
         Violation {
             rule: rule.into(),
-            severity: severity.into(),
+            severity: sev(severity),
             target: target.into(),
             message: message.into(),
             consumers: vec!["c/prod-search-api".into(), "c/stage-search-api".into()],

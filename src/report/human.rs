@@ -14,7 +14,7 @@
 //! reaches the terminal.
 
 use super::causes;
-use super::model::{Outcome, Report, Violation};
+use super::model::{Outcome, Report, Severity, Violation};
 use super::short::count;
 use super::verdict::{self, Tone};
 use super::{command_line, RenderOptions};
@@ -147,7 +147,7 @@ pub fn render(report: &Report, diff: Option<&str>, options: &RenderOptions) -> S
                 "  {}: {} ({})",
                 clean(&w.rule),
                 clean(&w.target),
-                clean(&w.severity)
+                w.severity.as_str()
             );
             if let Some(n) = &w.waiver {
                 let _ = write!(
@@ -217,9 +217,9 @@ fn section(out: &mut String, p: &Paint, title: &str) {
 
 /// `4 blocking, 2 warnings`.
 fn count_findings(report: &Report) -> String {
-    let block = verdict::severity_count(&report.violations, "block");
+    let block = verdict::severity_count(&report.violations, Severity::Block);
     let rest = report.violations.len() - block;
-    let warn = verdict::severity_count(&report.violations, "warn");
+    let warn = verdict::severity_count(&report.violations, Severity::Warn);
     let mut parts = Vec::new();
     if block > 0 {
         parts.push(format!("{block} blocking"));
@@ -423,7 +423,7 @@ fn summary(out: &mut String, p: &Paint, report: &Report, causes: &[causes::Cause
     let broke = if unread {
         "unknown: opsguard could not read the environment to tell".to_owned()
     } else if blocking.is_empty() {
-        let warn = verdict::severity_count(&report.violations, "warn");
+        let warn = verdict::severity_count(&report.violations, Severity::Warn);
         if warn > 0 {
             format!("nothing blocking ({})", count(warn, "warning", "warnings"))
         } else {

@@ -59,7 +59,7 @@ pub fn render(report: &Report, diff: Option<&str>) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} |",
-                text(&v.severity),
+                text(v.severity.as_str()),
                 cell_code(&v.rule),
                 cell_code(&v.target),
                 consumers,
@@ -105,7 +105,7 @@ pub fn render(report: &Report, diff: Option<&str>) -> String {
                 "- {} on {} ({})",
                 code(&w.rule),
                 code(&w.target),
-                text(&w.severity)
+                text(w.severity.as_str())
             );
             if let Some(n) = &w.waiver {
                 let _ = write!(out, ": {} (expires {})", text(&n.reason), text(&n.expires));

@@ -3,6 +3,7 @@
 //! docs/schema/report.v1.json): field names are stable; add fields, never
 //! rename them.
 
+pub use crate::rules::Severity;
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "opsguard.report/v1";
@@ -129,7 +130,7 @@ pub enum Outcome {
 pub struct Violation {
     pub rule: String,
     /// `block`, `warn` or `info`.
-    pub severity: String,
+    pub severity: Severity,
     /// The credential, service or secret id the rule fired on.
     pub target: String,
     pub message: String,
@@ -181,4 +182,31 @@ pub struct Change {
     pub change: String,
     /// In words, e.g. `AWSCURRENT moved v1 → v2 (value changed)`. Never a secret value.
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_is_a_closed_set_with_the_contract_words() {
+        for (s, word) in [
+            (Severity::Block, "block"),
+            (Severity::Warn, "warn"),
+            (Severity::Info, "info"),
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), word);
+            assert_eq!(
+                serde_json::from_value::<Severity>(serde_json::json!(word)).unwrap(),
+                s
+            );
+        }
+        assert!(serde_json::from_value::<Severity>(serde_json::json!("fatal")).is_err());
+        let v = Violation {
+            severity: Severity::Warn,
+            ..Violation::default()
+        };
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["severity"], "warn");
+    }
 }

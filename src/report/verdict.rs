@@ -1,7 +1,7 @@
 //! The one line every format leads with: what happened and which exit code
 //! says so. Human text and Markdown share it so they never disagree.
 
-use super::model::{Outcome, Report, Violation};
+use super::model::{Outcome, Report, Severity, Violation};
 use super::short::count;
 
 /// How a verdict should look: the colour of the human line.
@@ -32,14 +32,14 @@ impl Verdict {
     }
 }
 
-pub(crate) fn severity_count(vs: &[Violation], severity: &str) -> usize {
+pub(crate) fn severity_count(vs: &[Violation], severity: Severity) -> usize {
     vs.iter().filter(|v| v.severity == severity).count()
 }
 
 /// `4 blocking violations`, `4 blocking violations, 1 warning`.
 fn findings(report: &Report) -> String {
-    let block = severity_count(&report.violations, "block");
-    let warn = severity_count(&report.violations, "warn");
+    let block = severity_count(&report.violations, Severity::Block);
+    let warn = severity_count(&report.violations, Severity::Warn);
     let mut s = count(block, "blocking violation", "blocking violations");
     if warn > 0 {
         s.push_str(", ");
@@ -67,7 +67,7 @@ fn command_failed(report: &Report) -> bool {
 }
 
 pub fn of(report: &Report) -> Verdict {
-    let block = severity_count(&report.violations, "block");
+    let block = severity_count(&report.violations, Severity::Block);
     let remedy = report
         .remediation
         .as_ref()
@@ -80,7 +80,7 @@ pub fn of(report: &Report) -> Verdict {
                 (None, Some(c)) => format!("the command exited {c}"),
                 (None, None) => "the command failed".to_owned(),
             };
-            let warn = severity_count(&report.violations, "warn");
+            let warn = severity_count(&report.violations, Severity::Warn);
             let found = if warn > 0 {
                 format!(
                     "opsguard found no blocking violation, {}",
@@ -96,7 +96,7 @@ pub fn of(report: &Report) -> Verdict {
             }
         }
         Outcome::Ok => {
-            let warn = severity_count(&report.violations, "warn");
+            let warn = severity_count(&report.violations, Severity::Warn);
             let detail = if warn > 0 {
                 format!(
                     "no blocking violation, {} {tail}",
@@ -360,7 +360,7 @@ mod tests {
     fn block(target: &str) -> Violation {
         Violation {
             rule: "live-credential-broken".into(),
-            severity: "block".into(),
+            severity: Severity::Block,
             target: target.into(),
             ..Violation::default()
         }
