@@ -7,16 +7,38 @@
 //! ids are filtered, so the snapshots hold only what the report says.
 
 use insta::Settings;
-use opsguard::config::CredentialKind;
-use opsguard::model::{SecretArn, SecretName, ServiceRef};
 use opsguard::report::model::*;
-use opsguard::report::{self, changes, diff, Format};
-use opsguard::snapshot::model::*;
-use time::format_description::well_known::Rfc3339;
+use opsguard::report::{self, changes, diff, Format, RenderOptions};
+
+const PLAIN: RenderOptions = RenderOptions::PLAIN;
+const COLOUR: RenderOptions = RenderOptions {
+    colour: true,
+    ..RenderOptions::PLAIN
+};
+
+// The snapshots behind the reports are the report stage's own fixture
+// (src/report/fixture.rs), one source for the library's unit tests and
+// these. It names its types through `crate::`, so those paths are given
+// here.
+mod config {
+    pub use opsguard::config::*;
+}
+mod model {
+    pub use opsguard::model::*;
+}
+mod snapshot {
+    pub mod model {
+        pub use opsguard::snapshot::model::*;
+    }
+}
+#[path = "../src/report/fixture.rs"]
+#[allow(dead_code, reason = "shared with the unit tests, which use the rest")]
+mod fixture;
+use fixture::{at, incident_after, incident_before, user};
 
 // ------------------------------------------------------------ the reports
 
-const CLUSTER: &str = "catalogue-api-2021-04-26";
+use fixture::CLUSTER;
 
 fn consumers(user: &str) -> Vec<String> {
     vec![
@@ -28,7 +50,7 @@ fn consumers(user: &str) -> Vec<String> {
 fn live_credential_broken(user: &str) -> Violation {
     Violation {
         rule: "live-credential-broken".into(),
-        severity: "block".into(),
+        severity: Severity::Block,
         target: user.into(),
         message: format!(
             "credential {user}: the value its 4 running tasks hold no longer authenticates \
@@ -48,7 +70,7 @@ fn live_credential_broken(user: &str) -> Violation {
 fn rotated_without_redeploy(user: &str) -> Violation {
     Violation {
         rule: "secret-rotated-without-redeploy".into(),
-        severity: "block".into(),
+        severity: Severity::Block,
         target: user.into(),
         message: format!(
             "elasticsearch/catalogue_api/{user}/password changed at 14:37:30, \
@@ -67,7 +89,7 @@ fn rotated_without_redeploy(user: &str) -> Violation {
 fn shared_across_environments(user: &str, waiver: Option<WaiverNote>) -> Violation {
     Violation {
         rule: "shared-credential-across-environments".into(),
-        severity: "warn".into(),
+        severity: Severity::Warn,
         target: user.into(),
         message: format!("credential {user} is used by prod and stage services"),
         consumers: consumers(user),
@@ -167,254 +189,6 @@ fn preflight_failed() -> Report {
     r
 }
 
-// ------------------------------------------------------------ the snapshots behind them
-
-fn at(s: &str) -> Timestamp {
-    Timestamp::parse(s, &Rfc3339).unwrap()
-}
-
-fn fp(hex2: &str) -> String {
-    format!("hmac-sha256:{}", hex2.repeat(16))
-}
-
-fn user(name: &str, roles: &[&str]) -> EsUser {
-    EsUser {
-        username: name.into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        full_name: None,
-        email: None,
-        enabled: true,
-        metadata: serde_json::Map::new(),
-        reserved: false,
-    }
-}
-
-fn secret(name: &str, version: &str, hex2: &str) -> SecretState {
-    SecretState {
-        name: SecretName::new(name),
-        arn: Some(SecretArn::new(format!(
-            "arn:aws:secretsmanager:eu-west-1:000000000000:secret:{name}-AbCdEf"
-        ))),
-        exists: true,
-        created_date: Some(at("2021-04-26T10:00:00Z")),
-        last_changed_date: Some(at("2021-04-26T10:00:00Z")),
-        deleted_date: None,
-        current_version_id: Some(version.into()),
-        current_fingerprint: Some(fp(hex2)),
-        versions: vec![SecretVersionState {
-            version_id: version.into(),
-            stages: vec!["AWSCURRENT".into()],
-            created_date: Some(at("2021-04-26T10:00:00Z")),
-            fingerprint: Some(fp(hex2)),
-        }],
-        referenced_as: vec![],
-        consumers: vec![],
-    }
-}
-
-fn task(id: &str, started: &str, td: &str) -> TaskState {
-    TaskState {
-        arn: format!("arn:aws:ecs:eu-west-1:000000000000:task/{CLUSTER}/{id}"),
-        task_definition_arn: td.into(),
-        last_status: "RUNNING".into(),
-        desired_status: "RUNNING".into(),
-        health_status: Some("UNKNOWN".into()),
-        started_at: Some(at(started)),
-        created_at: Some(at(started)),
-        started_by: Some("ecs-svc/1".into()),
-    }
-}
-
-fn service(name: &str, started: &[&str]) -> ServiceState {
-    let td = format!("arn:aws:ecs:eu-west-1:000000000000:task-definition/{name}:1");
-    let n = started.len() as i32;
-    ServiceState {
-        service: ServiceRef::new(CLUSTER, name),
-        arn: format!("arn:aws:ecs:eu-west-1:000000000000:service/{CLUSTER}/{name}"),
-        status: "ACTIVE".into(),
-        desired_count: n,
-        running_count: n,
-        pending_count: 0,
-        task_definition: td.clone(),
-        launch_type: Some("FARGATE".into()),
-        deployments: vec![DeploymentState {
-            id: "ecs-svc/1".into(),
-            status: "PRIMARY".into(),
-            task_definition: td.clone(),
-            desired_count: n,
-            running_count: n,
-            pending_count: 0,
-            failed_tasks: 0,
-            rollout_state: Some("COMPLETED".into()),
-            rollout_state_reason: None,
-            created_at: Some(at("2021-04-26T10:00:00Z")),
-            updated_at: Some(at("2021-04-26T10:00:00Z")),
-        }],
-        tasks: started
-            .iter()
-            .enumerate()
-            .map(|(i, t)| task(&format!("{name}-{i}"), t, &td))
-            .collect(),
-        consumes: vec![],
-    }
-}
-
-fn credential(user: &str) -> CredentialState {
-    let secret = |f: &str| SecretName::new(format!("elasticsearch/catalogue_api/{user}/{f}"));
-    CredentialState {
-        id: user.into(),
-        origin: format!(
-            "elasticsearch-basic|username=es_username<-secret:{}:::|password=es_password<-secret:{}:::",
-            secret("username"),
-            secret("password")
-        ),
-        kind: CredentialKind::ElasticsearchBasic,
-        principal: Some(user.into()),
-        sources: vec![],
-        secrets: vec![secret("username"), secret("password")],
-        consumers: ["prod", "stage"]
-            .iter()
-            .map(|env| ConsumerState {
-                service: ServiceRef::new(CLUSTER, format!("{env}-{user}-api")),
-                containers: vec!["app".into()],
-                task_definitions: vec![],
-                running_tasks: if *env == "prod" { 3 } else { 1 },
-            })
-            .collect(),
-        pinned: false,
-        probe: Probe {
-            result: ProbeResult::Authenticated,
-            authenticated_as: Some(user.into()),
-            detail: None,
-        },
-    }
-}
-
-fn incident_before() -> Snapshot {
-    Snapshot {
-        schema: "opsguard.snapshot/v1".into(),
-        taken_at: at("2021-07-27T14:30:00Z"),
-        opsguard_version: "0.1.0".into(),
-        fingerprint_key_id: "k1:0011223344556677".into(),
-        elasticsearch: EsState {
-            url: "https://catalogue.es.example:9243".into(),
-            cluster_name: "catalogue".into(),
-            cluster_uuid: "u-1".into(),
-            version: "7.13.4".into(),
-            health: ClusterHealth {
-                status: "green".into(),
-                number_of_nodes: 3,
-                number_of_data_nodes: 3,
-                active_shards_percent: 100.0,
-            },
-            users: [
-                "search",
-                "items",
-                "diff_tool",
-                "replication_manager",
-                "internal_model_tool",
-            ]
-            .iter()
-            .map(|u| user(u, &["catalogue_read"]))
-            .collect(),
-            api_keys: vec![],
-        },
-        secrets: vec![
-            secret(
-                "elasticsearch/catalogue_api/items/password",
-                "1a1a1a1a-0000-4000-8000-000000000004",
-                "d4",
-            ),
-            secret(
-                "elasticsearch/catalogue_api/items/username",
-                "3c3c3c3c-0000-4000-8000-000000000003",
-                "c3",
-            ),
-            secret(
-                "elasticsearch/catalogue_api/search/password",
-                "5e5e5e5e-0000-4000-8000-000000000002",
-                "b2",
-            ),
-            secret(
-                "elasticsearch/catalogue_api/search/username",
-                "7a7a7a7a-0000-4000-8000-000000000001",
-                "a1",
-            ),
-        ],
-        services: vec![
-            service(
-                "prod-items-api",
-                &[
-                    "2021-07-27T14:00:01Z",
-                    "2021-07-27T14:00:02Z",
-                    "2021-07-27T14:00:03Z",
-                ],
-            ),
-            service(
-                "prod-search-api",
-                &[
-                    "2021-07-27T14:00:01Z",
-                    "2021-07-27T14:00:02Z",
-                    "2021-07-27T14:00:03Z",
-                ],
-            ),
-            service("stage-items-api", &["2021-07-27T14:00:04Z"]),
-            service("stage-search-api", &["2021-07-27T14:00:05Z"]),
-        ],
-        task_definitions: vec![],
-        credentials: vec![credential("items"), credential("search")],
-        collection: Collection::default(),
-    }
-}
-
-/// New AWSCURRENT versions for every consumed secret; new values for the
-/// passwords, the same values for the usernames. No task was replaced.
-fn incident_after() -> Snapshot {
-    let mut s = incident_before();
-    s.taken_at = at("2021-07-27T14:38:00Z");
-    for (name, version, hex2) in [
-        (
-            "items/password",
-            "2b2b2b2b-0000-4000-8000-000000000014",
-            "f6",
-        ),
-        (
-            "items/username",
-            "4d4d4d4d-0000-4000-8000-000000000013",
-            "c3",
-        ),
-        (
-            "search/password",
-            "6f6f6f6f-0000-4000-8000-000000000012",
-            "e5",
-        ),
-        (
-            "search/username",
-            "8b8b8b8b-0000-4000-8000-000000000011",
-            "a1",
-        ),
-    ] {
-        let name = format!("elasticsearch/catalogue_api/{name}");
-        let x = s
-            .secrets
-            .iter_mut()
-            .find(|x| x.name.as_str() == name)
-            .unwrap();
-        for v in &mut x.versions {
-            v.stages = vec!["AWSPREVIOUS".into()];
-        }
-        x.versions.push(SecretVersionState {
-            version_id: version.into(),
-            stages: vec!["AWSCURRENT".into()],
-            created_date: Some(at("2021-07-27T14:37:30Z")),
-            fingerprint: Some(fp(hex2)),
-        });
-        x.current_version_id = Some(version.into());
-        x.current_fingerprint = Some(fp(hex2));
-    }
-    s
-}
-
 // ------------------------------------------------------------ the tests
 
 const FORMATS: [(Format, &str); 4] = [
@@ -452,18 +226,18 @@ fn every_format_of_every_report_is_as_reviewed() {
     let settings = filtered();
     for (name, report, diff) in cases() {
         for (format, fname) in FORMATS {
-            let text = report::render(format, &report, diff.as_deref(), false);
+            let text = report::render(format, &report, diff.as_deref(), &PLAIN);
             settings.bind(|| insta::assert_snapshot!(format!("{name}_{fname}"), text));
         }
     }
 }
 
 #[test]
-fn the_human_report_leads_with_the_verdict() {
+fn the_human_report_ends_with_the_verdict() {
     let first = |r: &Report, d: Option<&str>| {
-        report::render(Format::Human, r, d, false)
+        report::render(Format::Human, r, d, &PLAIN)
             .lines()
-            .next()
+            .last()
             .unwrap()
             .to_owned()
     };
@@ -490,30 +264,41 @@ fn the_human_report_leads_with_the_verdict() {
 #[test]
 fn colour_codes_appear_only_when_asked_for_and_only_in_human_text() {
     for (name, report, diff) in cases() {
-        let plain = report::render(Format::Human, &report, diff.as_deref(), false);
+        let plain = report::render(Format::Human, &report, diff.as_deref(), &PLAIN);
         assert!(
             !plain.contains('\x1b'),
             "{name}: escape codes without colour"
         );
-        let coloured = report::render(Format::Human, &report, diff.as_deref(), true);
+        let coloured = report::render(Format::Human, &report, diff.as_deref(), &COLOUR);
         assert!(coloured.contains("\x1b["), "{name}: no colour when asked");
         // The same text underneath.
         let stripped = strip_ansi(&coloured);
         assert_eq!(stripped, plain, "{name}");
         for (format, fname) in &FORMATS[1..] {
-            let text = report::render(*format, &report, diff.as_deref(), true);
+            let text = report::render(*format, &report, diff.as_deref(), &COLOUR);
             assert!(!text.contains('\x1b'), "{name}: escape codes in {fname}");
         }
     }
     let (incident, d) = incident();
-    let coloured = report::render(Format::Human, &incident, Some(&d), true);
+    let coloured = report::render(Format::Human, &incident, Some(&d), &COLOUR);
     assert!(
-        coloured.starts_with("\x1b[1;31mBLOCKED\x1b[0m: "),
+        coloured
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("\x1b[1;31mBLOCKED\x1b[0m: "),
         "{coloured:?}"
     );
     assert!(coloured.contains("\x1b[1;31mblock\x1b[0m"), "block is red");
-    let check = report::render(Format::Human, &check(), None, true);
-    assert!(check.starts_with("\x1b[1;32mOK\x1b[0m"), "ok is green");
+    let check = report::render(Format::Human, &check(), None, &COLOUR);
+    assert!(
+        check
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("\x1b[1;32mOK\x1b[0m"),
+        "ok is green"
+    );
     assert!(check.contains("\x1b[1;33mwarn \x1b[0m"), "warn is yellow");
 }
 
@@ -537,7 +322,7 @@ fn strip_ansi(s: &str) -> String {
 #[test]
 fn junit_is_valid_xml_with_one_case_per_finding() {
     for (name, report, diff) in cases() {
-        let xml = report::render(Format::Junit, &report, diff.as_deref(), false);
+        let xml = report::render(Format::Junit, &report, diff.as_deref(), &PLAIN);
         let parsed = quick_junit::Report::deserialize_from_str(&xml)
             .unwrap_or_else(|e| panic!("{name}: JUnit does not parse: {e}\n{xml}"));
         assert_eq!(parsed.test_suites.len(), 1, "{name}");
@@ -548,7 +333,7 @@ fn junit_is_valid_xml_with_one_case_per_finding() {
         let blocking = report
             .violations
             .iter()
-            .filter(|v| v.severity == "block")
+            .filter(|v| v.severity == Severity::Block)
             .count();
         assert_eq!(xml.matches("<failure").count(), blocking, "{name}");
         assert_eq!(suite.failures, blocking, "{name}");
@@ -588,8 +373,8 @@ fn junit_is_valid_xml_with_one_case_per_finding() {
 fn junit_survives_markup_in_messages() {
     let mut r = check();
     r.violations[0].message = "a <b> & \"c\" ]]> \x1b[31m\x07 d".into();
-    r.violations[0].severity = "block".into();
-    let xml = report::render(Format::Junit, &r, None, false);
+    r.violations[0].severity = Severity::Block;
+    let xml = report::render(Format::Junit, &r, None, &PLAIN);
     let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     assert_eq!(parsed.failures, 1);
     assert!(!xml.contains('\x1b') && !xml.contains('\x07'), "{xml}");
@@ -598,7 +383,7 @@ fn junit_survives_markup_in_messages() {
 #[test]
 fn json_is_the_model_and_the_documented_schema() {
     let (incident, _) = incident();
-    let text = report::render(Format::Json, &incident, None, false);
+    let text = report::render(Format::Json, &incident, None, &PLAIN);
     let back: Report = serde_json::from_str(&text).unwrap();
     assert_eq!(back, incident);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -616,7 +401,7 @@ fn json_is_the_model_and_the_documented_schema() {
 fn markdown_tables_survive_pipes_and_newlines() {
     let mut r = check();
     r.violations[0].message = "one | two\nthree".into();
-    let md = report::render(Format::Markdown, &r, None, false);
+    let md = report::render(Format::Markdown, &r, None, &PLAIN);
     let row = md
         .lines()
         .find(|l| l.starts_with("| warn |"))
@@ -633,7 +418,7 @@ fn no_report_prints_a_fingerprint_beyond_eight_hex_digits() {
     let after = incident_after();
     for (name, report, diff) in cases() {
         for (format, fname) in FORMATS {
-            let text = report::render(format, &report, diff.as_deref(), false);
+            let text = report::render(format, &report, diff.as_deref(), &PLAIN);
             for s in before.secrets.iter().chain(&after.secrets) {
                 let hex = s.current_fingerprint.as_deref().unwrap();
                 let hex = hex.trim_start_matches("hmac-sha256:");
@@ -670,11 +455,11 @@ fn remediation_notes_and_errors_are_shown() {
         verified: false,
         ..Default::default()
     });
-    let human = report::render(Format::Human, &r, Some(&d), false);
-    assert!(human.starts_with("REMEDIATION FAILED: 4 blocking violations; rollback failed, a human is needed (command exited 0, exit 12)\n"), "{human}");
-    assert!(human.contains("\nnote: --skip-preflight"), "{human}");
+    let human = report::render(Format::Human, &r, Some(&d), &PLAIN);
+    assert!(human.ends_with("\nREMEDIATION FAILED: 4 blocking violations; rollback failed: 1 of 2 steps failed; a human is needed (command exited 0, exit 12)\n"), "{human}");
+    assert!(human.contains("\nnotes:\n  --skip-preflight"), "{human}");
     assert!(human.contains("remediation (rollback): NOT verified\n  ok     restore-secret-stage elasticsearch/catalogue_api/search/password\n  FAILED reset-es-password search: Elasticsearch answered 503\n"), "{human}");
-    let md = report::render(Format::Markdown, &r, Some(&d), false);
+    let md = report::render(Format::Markdown, &r, Some(&d), &PLAIN);
     assert!(
         md.contains("### Remediation (rollback): NOT verified"),
         "{md}"
@@ -691,13 +476,16 @@ fn remediation_notes_and_errors_are_shown() {
     r.outcome = Outcome::RemediationFailed;
     r.exit_code = 12;
     r.error = Some("the command ran, but the after snapshot failed (timeout)".into());
-    let human = report::render(Format::Human, &r, None, false);
-    assert!(human.starts_with("UNVERIFIED: "), "{human}");
+    let human = report::render(Format::Human, &r, None, &PLAIN);
+    assert!(
+        human.lines().last().unwrap().starts_with("UNVERIFIED: "),
+        "{human}"
+    );
     assert!(
         human.contains("\nerror: the command ran, but the after snapshot failed (timeout)\n"),
         "{human}"
     );
-    let xml = report::render(Format::Junit, &r, None, false);
+    let xml = report::render(Format::Junit, &r, None, &PLAIN);
     let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     assert_eq!(parsed.errors, 1, "{xml}");
     assert!(!xml.contains("no violations"), "{xml}");
@@ -707,7 +495,7 @@ fn remediation_notes_and_errors_are_shown() {
 fn every_json_report_and_snapshot_here_matches_the_published_schema() {
     use opsguard_testkit::schema::{assert_conforms, Schema};
     for (name, report, _) in cases() {
-        let text = report::render(Format::Json, &report, None, false);
+        let text = report::render(Format::Json, &report, None, &PLAIN);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["schema"], "opsguard.report/v1", "{name}");
         assert_conforms(Schema::Report, &json);
@@ -715,4 +503,136 @@ fn every_json_report_and_snapshot_here_matches_the_published_schema() {
     for snap in [incident_before(), incident_after()] {
         assert_conforms(Schema::Snapshot, &serde_json::to_value(&snap).unwrap());
     }
+}
+
+#[test]
+fn quiet_is_the_verdict_line_alone() {
+    let quiet = RenderOptions {
+        quiet: true,
+        ..PLAIN
+    };
+    for (name, report, diff) in cases() {
+        let line = report::render(Format::Human, &report, diff.as_deref(), &quiet);
+        assert_eq!(
+            line,
+            format!("{}\n", report::verdict::of(&report).line()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn each_cause_is_said_once_and_the_diff_only_under_v() {
+    let (incident, d) = incident();
+    let text = report::render(Format::Human, &incident, Some(&d), &PLAIN);
+    // Two credentials, each fired two rules: two causes, each consumer
+    // listed once in its cause and once in the summary.
+    assert_eq!(text.matches("\ncredential search\n").count(), 1, "{text}");
+    assert_eq!(text.matches("\ncredential items\n").count(), 1, "{text}");
+    assert_eq!(text.matches("  consumers: catalogue").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("catalogue-api-2021-04-26/prod-search-api,")
+            .count(),
+        2,
+        "{text}"
+    );
+    // Why it matters: once per rule, not once per finding.
+    assert_eq!(
+        text.matches("ECS injects secrets when a task starts")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("@@ secrets @@"), "{text}");
+    assert!(
+        text.contains("(-v shows the full before/after diff)"),
+        "{text}"
+    );
+    let verbose = RenderOptions {
+        verbose: 1,
+        ..PLAIN
+    };
+    let text = report::render(Format::Human, &incident, Some(&d), &verbose);
+    assert!(text.contains("\ndiff:\n"), "{text}");
+    assert!(text.contains("@@ secrets @@"), "{text}");
+    // The summary is last, the verdict line the very last.
+    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    assert_eq!(
+        tail,
+        [
+            "BLOCKED: 4 blocking violations (command exited 0, exit 11)",
+            "  exit 11:     a blocking violation, no remedy applied",
+            "  done:        nothing undone: mode block stops here with exit 11; the command's changes stand",
+            "  consumers:   catalogue-api-2021-04-26/prod-items-api, catalogue-api-2021-04-26/stage-items-api, catalogue-api-2021-04-26/prod-search-api, catalogue-api-2021-04-26/stage-search-api",
+            "  broke:       credential items, credential search",
+        ]
+    );
+}
+
+#[test]
+fn skip_preflight_and_an_empty_change_list_are_said_truly() {
+    // --skip-preflight still takes and judges the before snapshot: the
+    // report must not say the environment was not checked.
+    let (mut r, d) = ok();
+    r.skip_preflight = true;
+    r.notes = vec![
+        "--skip-preflight: the environment already violated 1 blocking rule(s) before the command"
+            .into(),
+    ];
+    for format in [Format::Human, Format::Markdown] {
+        let text = report::render(format, &r, Some(&d), &PLAIN);
+        assert!(!text.contains("not checked"), "{text}");
+        assert!(
+            text.contains("already violated 1 blocking rule(s)"),
+            "{text}"
+        );
+    }
+    // Nothing seen is not nothing changed: a password set in Elasticsearch
+    // and a secret no task definition uses are outside the snapshots.
+    r.changes.clear();
+    let text = report::render(Format::Human, &r, Some(&d), &PLAIN);
+    assert!(!text.contains("changes: none\n"), "{text}");
+    assert!(
+        text.contains("changes: none that opsguard can see (it does not see a password set in Elasticsearch, nor a secret no task definition uses)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_suggests_what_can_be_done_from_one_look() {
+    let mut r = base("check", "check");
+    r.outcome = Outcome::Violated;
+    r.exit_code = 11;
+    r.violations = vec![Violation {
+        rule: "service-degraded".into(),
+        severity: Severity::Block,
+        target: format!("{CLUSTER}/prod-search-api"),
+        message: format!(
+            "service {CLUSTER}/prod-search-api is degraded: 1 of 2 desired tasks running"
+        ),
+        consumers: vec![format!("{CLUSTER}/prod-search-api")],
+        remedies: vec!["rollback".into()],
+        ..Violation::default()
+    }];
+    let text = report::render(Format::Human, &r, None, &PLAIN);
+    assert!(
+        !text.contains("roll back"),
+        "no before state in check: {text}"
+    );
+    assert!(
+        !text.contains("[RUN_ID]") && !text.contains(&r.run_id),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "\n          aws ecs update-service --cluster catalogue-api-2021-04-26 --service prod-search-api --force-new-deployment\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "\n  next:        opsguard check --fix redeploy (or the aws commands above)\n"
+        ),
+        "{text}"
+    );
 }

@@ -415,7 +415,7 @@ async fn diff_judges_two_snapshot_files_offline() {
     let out = Cmd::new(env!("CARGO_BIN_EXE_opsguard"))
         .env("NO_COLOR", "1")
         .current_dir(env.dir.path())
-        .args(["diff", "--format", "json"])
+        .args(["diff", "-v", "--format", "json"])
         .arg(&before)
         .arg(&after)
         .output();
@@ -434,7 +434,7 @@ async fn diff_judges_two_snapshot_files_offline() {
     }
     assert!(
         out.stderr.contains("@@ secrets @@"),
-        "the human diff: {}",
+        "the human diff, under -v: {}",
         out.stderr
     );
 

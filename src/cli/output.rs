@@ -8,7 +8,7 @@
 use super::write_atomically;
 use crate::error::Error;
 use crate::report::model::Report;
-use crate::report::{github, Format};
+use crate::report::{github, Format, RenderOptions};
 use std::io::Write;
 use std::path::Path;
 
@@ -93,30 +93,37 @@ pub fn emit_to(
         Some(f) => f(&s),
         None => s,
     };
+    let ui = super::ui::get();
+    // What the person at the terminal asked for; a file gets no colour and
+    // the whole report, whatever --quiet says.
+    let terminal = RenderOptions {
+        colour: ui.colour,
+        verbose: ui.verbose,
+        quiet: ui.quiet,
+    };
+    let file = RenderOptions {
+        verbose: ui.verbose,
+        ..RenderOptions::PLAIN
+    };
     let human = filter(crate::report::render(
         Format::Human,
         report,
         diff,
-        super::colour(),
+        &terminal,
     ));
-    if super::ui::get().quiet {
-        // --quiet: the verdict line alone.
-        eprintln!("{}", human.lines().next().unwrap_or_default());
-    } else {
-        eprint!("{human}");
-        if !human.ends_with('\n') {
-            eprintln!();
-        }
+    eprint!("{human}");
+    if !human.ends_with('\n') {
+        eprintln!();
     }
     let env = |k: &str| std::env::var(k).ok();
     if github::detected(&env) {
         github_actions(report, diff, &env, &filter);
     }
     if let Some(path) = sink.output {
-        let text = filter(crate::report::render(format, report, diff, false));
+        let text = filter(crate::report::render(format, report, diff, &file));
         write_atomically(path, text.as_bytes())?;
     } else if format != Format::Human {
-        let text = filter(crate::report::render(format, report, diff, false));
+        let text = filter(crate::report::render(format, report, diff, &file));
         let mut out = std::io::stdout().lock();
         if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -128,7 +135,7 @@ pub fn emit_to(
         }
     }
     if let Some(path) = report_file {
-        let json = filter(crate::report::render(Format::Json, report, diff, false));
+        let json = filter(crate::report::render(Format::Json, report, diff, &file));
         write_atomically(path, json.as_bytes())?;
     }
     Ok(report.exit_code)

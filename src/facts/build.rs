@@ -194,6 +194,7 @@ fn credential_facts(
         f.secrets = secrets.into_iter().collect();
 
         principal_facts(&mut f, before, after, b, a);
+        f.removal = removal(&f);
 
         f.authenticated_before = b
             .map(|b| probe_word(b.probe.result))
@@ -297,6 +298,43 @@ fn value_change(
         }
     }
     (changed, at)
+}
+
+/// How a credential stopped existing, in words (`user search was
+/// disabled`), for messages: empty when it did not.
+fn removal(f: &CredentialFact) -> String {
+    let api_key = f.kind == "elasticsearch-api-key";
+    let principal = if f.principal_before.is_empty() {
+        &f.principal
+    } else {
+        &f.principal_before
+    };
+    let who = if api_key {
+        format!("API key {principal}")
+    } else {
+        format!("user {principal}")
+    };
+    let mut parts = Vec::new();
+    if f.principal_existed && !f.principal_exists {
+        parts.push(format!("{who} was deleted"));
+    } else if f.principal_existed && f.enabled_before && !f.enabled_after {
+        parts.push(if api_key {
+            format!("{who} was invalidated or expired")
+        } else {
+            format!("{who} was disabled")
+        });
+    }
+    match f.secrets_removed.as_slice() {
+        [] => {}
+        [one] => parts.push(format!(
+            "secret {one} was deleted or scheduled for deletion"
+        )),
+        many => parts.push(format!(
+            "secrets {} were deleted or scheduled for deletion",
+            many.join(", ")
+        )),
+    }
+    parts.join("; ")
 }
 
 fn principal_facts(

@@ -92,6 +92,10 @@ pub struct CredentialFact {
     pub pinned: bool,
     /// Secrets of this credential deleted, or scheduled for deletion, by the command.
     pub secrets_removed: Vec<String>,
+    /// How the credential stopped existing, in words: `user search was
+    /// disabled`, `API key k1 was deleted`, `secret s was deleted or
+    /// scheduled for deletion` (joined with `; `); empty when it did not.
+    pub removal: String,
     /// Names of the secrets this credential is read from.
     pub secrets: Vec<String>,
 

@@ -133,7 +133,7 @@ pub fn is_blocking(f: &Finding) -> bool {
 fn violation(f: &Finding) -> Violation {
     Violation {
         rule: f.rule.clone(),
-        severity: f.severity.to_string(),
+        severity: f.severity,
         target: f.target.clone(),
         message: f.message.clone(),
         consumers: f.consumers.clone(),

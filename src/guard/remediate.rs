@@ -224,12 +224,15 @@ async fn verify(input: &Input<'_>) -> (Vec<Finding>, Option<String>) {
 pub fn settle(report: &mut Report, out: Outcome) {
     let verified = out.remediation.verified;
     for a in out.remediation.actions.iter().filter(|a| !a.ok) {
-        report.notes.push(format!(
-            "remedy step failed: {} {}: {}",
-            a.kind,
-            a.target,
-            a.detail.as_deref().unwrap_or("")
-        ));
+        report.notes.push(
+            format!(
+                "remedy step failed: {} {}: {}",
+                a.kind,
+                a.target,
+                a.detail.as_deref().unwrap_or("")
+            )
+            .replace("RUN_ID", &report.run_id),
+        );
     }
     for c in &out.inconsistent {
         report.notes.push(c.replace("RUN_ID", &report.run_id));
@@ -237,12 +240,15 @@ pub fn settle(report: &mut Report, out: Outcome) {
     for c in &out.cannot {
         report
             .notes
-            .push(format!("cannot be put right automatically: {c}"));
+            .push(format!("{}{c}", crate::report::verdict::CANNOT_NOTE));
     }
     for f in &out.still_wrong {
         report.notes.push(format!(
-            "still wrong after the remedy: {} on {}: {}",
-            f.rule, f.target, f.message
+            "{}{} on {}: {}",
+            crate::report::verdict::STILL_WRONG_NOTE,
+            f.rule,
+            f.target,
+            f.message
         ));
     }
     if let Some(e) = out.error {

@@ -20,7 +20,7 @@ pub struct Trip {
     pub credentials: Vec<String>,
 }
 
-pub use crate::report::model::Outage;
+pub use crate::model::Outage;
 
 /// The credentials worth watching: live ones whose value was read before.
 pub fn watched<'a>(

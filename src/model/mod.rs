@@ -1,13 +1,15 @@
 //! The shared vocabulary of every stage: typed identifiers, parsed
-//! `valueFrom` references and the snapshot document. Pure data, no I/O:
-//! every layer above (providers, snapshot, rules, remedy, report, guard)
-//! may use it, and it uses none of them.
+//! `valueFrom` references, the snapshot document and the outage a `--watch`
+//! tripwire saw. Pure data, no I/O: every layer above (providers, snapshot,
+//! rules, remedy, report, guard) may use it, and it uses none of them.
 
 mod ids;
+mod outage;
 pub mod snapshot;
 pub mod value_from;
 
 pub use ids::{ApiKeyId, SecretArn, SecretName, ServiceRef, Username};
+pub use outage::Outage;
 pub use value_from::{SecretRef, ValueFrom, ValueFromError};
 
 /// How a credential authenticates to Elasticsearch: `kind` in

@@ -1,6 +1,10 @@
 //! Hand-built snapshots for the report stage's unit tests: the 2021-07-27
 //! environment before and after the user script ran (passwords rotated in
 //! Elasticsearch and Secrets Manager, no task replaced).
+//!
+//! One source: `tests/report_render.rs` includes this file too (`#[path]`),
+//! giving it the `crate::config`, `crate::model` and `crate::snapshot::model`
+//! paths it names; use no other `crate::` path here.
 
 use crate::config::CredentialKind;
 use crate::model::{SecretArn, SecretName, ServiceRef};

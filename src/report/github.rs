@@ -137,7 +137,7 @@ mod tests {
     fn violation(rule: &str, severity: &str, target: &str, message: &str) -> Violation {
         Violation {
             rule: rule.into(),
-            severity: severity.into(),
+            severity: serde_json::from_value(serde_json::json!(severity)).unwrap(),
             target: target.into(),
             message: message.into(),
             ..Violation::default()

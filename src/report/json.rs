@@ -29,7 +29,7 @@ mod tests {
             outcome: Outcome::Violated,
             violations: vec![Violation {
                 rule: "live-credential-broken".into(),
-                severity: "block".into(),
+                severity: crate::rules::Severity::Block,
                 ..Violation::default()
             }],
             exit_code: 11,

@@ -17,7 +17,7 @@
 //! `quick-junit` writes the XML (escaping, and stripping what XML 1.0 cannot
 //! hold), so the output parses whatever the messages contain.
 
-use super::model::{Report, Violation};
+use super::model::{Report, Severity, Violation};
 use super::{command_line, remedy_hints};
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
@@ -103,7 +103,7 @@ fn name(v: &Violation) -> String {
 }
 
 fn finding(v: &Violation) -> TestCase {
-    let mut case = if v.severity == "block" {
+    let mut case = if v.severity == Severity::Block {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
         status
             .set_message(v.message.as_str())

@@ -33,7 +33,7 @@ pub fn render(report: &Report, diff: Option<&str>) -> String {
     }
     let _ = writeln!(out, "{}\n", about.join(" · "));
     if report.skip_preflight {
-        out.push_str("**Pre-flight was skipped** (`--skip-preflight`): the environment was not checked before the command.\n\n");
+        out.push_str("**Pre-flight did not stop the command** (`--skip-preflight`): it ran whatever pre-flight found.\n\n");
     }
     if let Some(e) = &report.preflight_error {
         let _ = writeln!(out, "**Pre-flight:** {}\n", text(e));
@@ -59,7 +59,7 @@ pub fn render(report: &Report, diff: Option<&str>) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} |",
-                text(&v.severity),
+                text(v.severity.as_str()),
                 cell_code(&v.rule),
                 cell_code(&v.target),
                 consumers,
@@ -105,7 +105,7 @@ pub fn render(report: &Report, diff: Option<&str>) -> String {
                 "- {} on {} ({})",
                 code(&w.rule),
                 code(&w.target),
-                text(&w.severity)
+                text(w.severity.as_str())
             );
             if let Some(n) = &w.waiver {
                 let _ = write!(out, ": {} (expires {})", text(&n.reason), text(&n.expires));

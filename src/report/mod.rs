@@ -14,6 +14,7 @@
 //! Renderers never see a snapshot, a fact or a secret value: only the report
 //! (and a diff text already made safe by [`diff`]).
 
+mod causes;
 pub mod changes;
 pub mod diff;
 pub mod escape;
@@ -49,11 +50,39 @@ pub enum Format {
     Sarif,
 }
 
-/// Render `report` in `format`. `diff` ([`diff::text`]) is shown by the human
-/// and Markdown forms; `colour` applies to the human form only.
-pub fn render(format: Format, report: &Report, diff: Option<&str>, colour: bool) -> String {
+/// How the human form is rendered: what the person at the terminal asked
+/// for (`--color`, `-v`, `--quiet`), decided once by the caller. The machine
+/// forms ignore it: they are the same whoever reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// ANSI colour.
+    pub colour: bool,
+    /// `-v` count: from 1, the full before/after diff is shown too.
+    pub verbose: u8,
+    /// `--quiet`: the verdict line alone.
+    pub quiet: bool,
+}
+
+impl RenderOptions {
+    /// No colour, no `-v`, not quiet: what a file or a test gets.
+    pub const PLAIN: RenderOptions = RenderOptions {
+        colour: false,
+        verbose: 0,
+        quiet: false,
+    };
+}
+
+/// Render `report` in `format`. `diff` ([`diff::text`]) is shown by the
+/// Markdown form, and by the human form under `-v`; `options` apply to the
+/// human form only.
+pub fn render(
+    format: Format,
+    report: &Report,
+    diff: Option<&str>,
+    options: &RenderOptions,
+) -> String {
     match format {
-        Format::Human => human::render(report, diff, colour),
+        Format::Human => human::render(report, diff, options),
         Format::Json => json::render(report),
         Format::Markdown => markdown::render(report, diff),
         Format::Junit => junit::render(report),

@@ -3,6 +3,7 @@
 //! docs/schema/report.v1.json): field names are stable; add fields, never
 //! rename them.
 
+pub use crate::rules::Severity;
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "opsguard.report/v1";
@@ -29,7 +30,7 @@ pub struct Report {
     pub waived: Vec<Violation>,
     pub remediation: Option<Remediation>,
     pub exit_code: u8,
-    /// `--skip-preflight` was used: the environment was not checked before the command.
+    /// `--skip-preflight` was used: pre-flight findings did not stop the command.
     pub skip_preflight: bool,
     /// Why pre-flight failed (`preflight_failed` only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +42,7 @@ pub struct Report {
     /// `--watch`: what the tripwire saw, from the first refused probe to the
     /// probe that succeeded after the remedy.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub outage: Option<Outage>,
+    pub outage: Option<crate::model::Outage>,
     /// Notes for the reader, e.g. a remedy this version cannot apply.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
@@ -129,7 +130,7 @@ pub enum Outcome {
 pub struct Violation {
     pub rule: String,
     /// `block`, `warn` or `info`.
-    pub severity: String,
+    pub severity: Severity,
     /// The credential, service or secret id the rule fired on.
     pub target: String,
     pub message: String,
@@ -183,15 +184,29 @@ pub struct Change {
     pub detail: String,
 }
 
-/// The outage `run --watch`'s tripwire saw: from the first refused probe
-/// until every credential authenticated again.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Outage {
-    pub credentials: Vec<String>,
-    /// The first refused probe.
-    pub first_failed_probe_at: String,
-    /// The first probe after the remedy at which every one authenticated again.
-    pub recovered_at: Option<String>,
-    pub window_ms: Option<u64>,
-    pub probes: u64,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_is_a_closed_set_with_the_contract_words() {
+        for (s, word) in [
+            (Severity::Block, "block"),
+            (Severity::Warn, "warn"),
+            (Severity::Info, "info"),
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), word);
+            assert_eq!(
+                serde_json::from_value::<Severity>(serde_json::json!(word)).unwrap(),
+                s
+            );
+        }
+        assert!(serde_json::from_value::<Severity>(serde_json::json!("fatal")).is_err());
+        let v = Violation {
+            severity: Severity::Warn,
+            ..Violation::default()
+        };
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["severity"], "warn");
+    }
 }

@@ -112,8 +112,8 @@ fn rule(v: &Violation) -> Value {
             "text": why,
             "markdown": format!("**{}**\n\n{}", summary, why),
         },
-        "defaultConfiguration": {"level": level(&v.severity)},
-        "properties": {"tags": ["opsguard", v.severity.clone()]},
+        "defaultConfiguration": {"level": level(v.severity.as_str())},
+        "properties": {"tags": ["opsguard", v.severity.as_str()]},
     })
 }
 
@@ -130,7 +130,7 @@ fn result(v: &Violation, index: usize, waived: bool, uri: &str, artifact: &Artif
     let mut r = json!({
         "ruleId": v.rule,
         "ruleIndex": index,
-        "level": level(&v.severity),
+        "level": level(v.severity.as_str()),
         "message": {"text": message},
         "locations": [{
             "physicalLocation": {
@@ -181,7 +181,7 @@ mod tests {
     fn v(rule: &str, severity: &str, target: &str) -> Violation {
         Violation {
             rule: rule.into(),
-            severity: severity.into(),
+            severity: serde_json::from_value(json!(severity)).unwrap(),
             target: target.into(),
             message: format!("{target} broke"),
             summary: format!("{rule} summary"),

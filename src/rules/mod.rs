@@ -41,10 +41,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// How bad a finding is. `block` stops `run` (and fails `check`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How bad a finding is. `block` stops `run` (and fails `check`). Also the
+/// report's `severity` (the same lowercase words).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// A finding that states no severity fails closed.
+    #[default]
     Block,
     Warn,
     Info,

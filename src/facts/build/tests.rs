@@ -345,6 +345,7 @@ fn check_mode_facts_show_no_change() {
     assert_eq!(f.mode, "check");
     let c = &f.credentials[0];
     assert!(!c.value_changed && c.stale_consumers.is_empty());
+    assert_eq!(c.removal, "");
     assert_eq!(c.before_value_after, "authenticated");
     assert_eq!(c.current_value_after, "authenticated");
     assert!(f
@@ -367,12 +368,14 @@ fn a_deleted_or_disabled_user_and_lost_roles_show_in_the_facts() {
     let c = &f.credentials[0];
     assert!(c.principal_existed && !c.principal_exists);
     assert_eq!(c.roles_lost, ["catalogue_read"]);
+    assert_eq!(c.removal, "user search was deleted");
 
     a.elasticsearch.users = vec![user("search", false, &[])];
     let f = run_facts(&b, &a, &BeforeValueProbes::new());
     let c = &f.credentials[0];
     assert!(c.principal_exists && c.enabled_before && !c.enabled_after);
     assert_eq!(c.current_value_after, "rejected");
+    assert_eq!(c.removal, "user search was disabled");
 }
 
 #[test]
@@ -387,6 +390,10 @@ fn deleted_secrets_and_degraded_services() {
     a.secrets[1].deleted_date = Some(T1);
     let f = run_facts(&b, &a, &BeforeValueProbes::new());
     assert_eq!(f.credentials[0].secrets_removed, ["p"]);
+    assert_eq!(
+        f.credentials[0].removal,
+        "secret p was deleted or scheduled for deletion"
+    );
     let p = f.secrets.iter().find(|s| s.id == "p").unwrap();
     assert!(p.deletion_scheduled_after && !p.deletion_scheduled_before);
     let prod = f
