@@ -34,9 +34,12 @@ fn the_demo_replays_the_incident_and_opsguard_blocks_it() {
     assert!(all.contains("PREDICTED"), "{all}");
     assert!(all.contains("live environment: unchanged"), "{all}");
     assert!(all.contains("authenticates again"), "{all}");
-    assert!(all.contains("live-credential-broken: search"), "{all}");
+    // Findings are grouped by credential: its name, then each rule that fired.
+    assert!(all.contains("credential search\n"), "{all}");
+    assert!(all.contains("credential items\n"), "{all}");
+    assert!(all.contains("block live-credential-broken:"), "{all}");
     assert!(
-        all.contains("secret-rotated-without-redeploy: items"),
+        all.contains("block secret-rotated-without-redeploy:"),
         "{all}"
     );
     assert!(
