@@ -567,3 +567,40 @@ async fn an_endpoint_read_from_a_secret_is_pointed_at_the_shadow() {
     assert_before_state(&env, &["search"]).await;
     no_leak(&env, &out, &text);
 }
+
+#[tokio::test]
+async fn a_config_with_aws_targets_is_refused_with_exit_13_before_live_is_read() {
+    let env = setup().await;
+    rehearsable(&env, "");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let ecs = format!("[ecs]\nclusters = [{:?}]\n", env.replica.cluster);
+    assert!(text.contains(&ecs), "{text}");
+    let targets = format!(
+        "[[aws.targets]]\nname = \"catalogue\"\naccount = {:?}\nclusters = [{:?}]\n\n[[aws.targets]]\nname = \"identity\"\naccount = \"222222222222\"\nclusters = [\"identity\"]\n\n[[credentials]]",
+        env.replica.account.id, env.replica.cluster
+    );
+    let text = text
+        .replace(&ecs, "")
+        .replacen("[[credentials]]", &targets, 1);
+    std::fs::write(&env.config, text).unwrap();
+    let marker = env.dir.path().join("ran");
+    let m = marker.display().to_string();
+    for args in [&["rehearse"][..], &["run", "--rehearse"][..]] {
+        let (out, report, _) = opsguard(&env, args, &["touch", &m]);
+        out.assert_code(13);
+        assert_eq!(report["outcome"], "preflight_failed", "{args:?}");
+        assert!(!marker.exists(), "{args:?}: the command ran");
+        let why = report["preflight_error"].as_str().unwrap();
+        assert!(why.contains("one AWS account"), "{why}");
+        assert!(
+            why.contains("2 [[aws.targets]] (catalogue, identity)"),
+            "{why}"
+        );
+        assert!(why.contains("help: rehearse one target at a time"), "{why}");
+        assert!(out.stderr.contains("[[aws.targets]]"), "{}", out.stderr);
+        // Refused before anything was read or started.
+        let r = &report["rehearsal"];
+        assert!(r["timings_ms"].as_object().unwrap().is_empty(), "{r:#}");
+        assert_eq!(r["aws_endpoint"], "", "{r:#}");
+    }
+}

@@ -82,6 +82,19 @@ pub async fn rehearse(
         Rehearsed { report, diff: None }
     };
 
+    // 0. The shadow is one emulator account: a config watching several
+    //    accounts cannot be copied into it. Refused before live is read.
+    if !config.aws.targets.is_empty() {
+        let names: Vec<&str> = config.aws.targets.iter().map(|t| t.name.as_str()).collect();
+        let e = shadow::ShadowError::Unsupported(format!(
+            "rehearsal covers one AWS account, and this config has {} [[aws.targets]] ({}): the shadow is a single emulator account, so a rehearsal of it would predict nothing about the others",
+            names.len(),
+            names.join(", ")
+        ));
+        let why = format!("{e}\nhelp: {}", e.help());
+        return Ok(failed(report, rehearsal, why));
+    }
+
     // 1. Live, read once.
     let t = Instant::now();
     let live = match Live::connect(config).await {
