@@ -161,7 +161,16 @@ async fn the_2021_script_rehearsed_predicts_the_outage_and_leaves_live_alone() {
     assert_ne!(r["aws_endpoint"], env.replica.account.endpoint.as_str());
     assert_eq!(r["seeded"]["services"], 4, "{r:#}");
     assert!(r["seeded"]["users"].as_u64().unwrap() >= 5, "{r:#}");
-    for phase in ["live_snapshot", "shadow_seeding", "command", "verdict"] {
+    for phase in [
+        "live_snapshot",
+        "shadow_seeding",
+        "emulator_start",
+        "seed_elasticsearch",
+        "seed_aws",
+        "shadow_snapshot",
+        "command",
+        "verdict",
+    ] {
         assert!(r["timings_ms"][phase].is_u64(), "{phase}: {r:#}");
     }
     // The shadow is gone: its emulator's pid no longer exists.

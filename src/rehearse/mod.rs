@@ -95,7 +95,8 @@ pub async fn rehearse(
         return Ok(failed(report, rehearsal, why));
     }
 
-    // 1. Live, read once.
+    // 1. Live, read once. The shadow's emulator boots meanwhile.
+    let booting = shadow::boot(config).await;
     let t = Instant::now();
     let live = match Live::connect(config).await {
         Ok(l) => l,
@@ -136,7 +137,7 @@ pub async fn rehearse(
             }
         }
         tokio::select! {
-            b = shadow::build(config, &live, &live_before) => Some(b),
+            b = shadow::build(config, &live, &live_before, booting) => Some(b),
             _ = recv(&mut term) => None,
             _ = recv(&mut int) => None,
             _ = recv(&mut hup) => None,
@@ -168,6 +169,7 @@ pub async fn rehearse(
         Duration::from_nanos(u64::from(1_000_000_000 - into_second)) + Duration::from_millis(20),
     )
     .await;
+    let t_snapshot = Instant::now();
     let shadow_before = match shadow.live.take(&shadow.config, key).await {
         Ok(t) => t,
         Err(e) => {
@@ -185,9 +187,14 @@ pub async fn rehearse(
         return Ok(failed(report, rehearsal, why));
     }
     rehearsal.timings_ms.insert("shadow_seeding".into(), ms(t));
-    rehearsal
-        .timings_ms
-        .insert("emulator_start".into(), shadow.emulator_start_ms);
+    for (phase, took) in [
+        ("emulator_start", shadow.emulator_start_ms),
+        ("seed_elasticsearch", shadow.seed_elasticsearch_ms),
+        ("seed_aws", shadow.seed_aws_ms),
+        ("shadow_snapshot", ms(t_snapshot)),
+    ] {
+        rehearsal.timings_ms.insert(phase.into(), took);
+    }
 
     // 3. Pre-flight, as `run` does it: a shadow already in violation
     //    predicts nothing about the command.
