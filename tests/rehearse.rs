@@ -199,6 +199,73 @@ async fn the_2021_script_rehearsed_predicts_the_outage_and_leaves_live_alone() {
     no_leak(&env, &out, &text);
 }
 
+/// What a person at a terminal reads when the 2021 script is rehearsed: the
+/// real binary's stderr, with what differs from run to run (ports, run id,
+/// pid, times, temporary paths, the account, ARN suffixes, version ids,
+/// value fingerprints, timings) filtered out.
+#[tokio::test]
+async fn the_2021_script_rehearsed_reads_like_this() {
+    let env = setup().await;
+    rehearsable(&env, "");
+    let (out, report, _) = rehearse_script(&env, "create_elastic_users.py");
+    out.assert_code(11);
+    assert_eq!(report["outcome"], "violated", "{report:#}");
+    let mut settings = insta::Settings::clone_current();
+    let literal = |s: &str| regex_escape(s);
+    let venv = venv_dir().display().to_string();
+    let root = script("").display().to_string();
+    let dir = env.dir.path().display().to_string();
+    for (pattern, with) in [
+        (
+            literal(&python().display().to_string()),
+            "[PYTHON]".to_owned(),
+        ),
+        (literal(root.trim_end_matches('/')), "[EXAMPLES]".to_owned()),
+        (literal(&venv), "[VENV]".to_owned()),
+        (literal(&dir), "[DIR]".to_owned()),
+        (r"/tmp/[^\s'\x22,)]+".to_owned(), "[TMP]".to_owned()),
+        (literal(&env.replica.account.id), "[ACCOUNT]".to_owned()),
+        (
+            r"\d{8}T\d{6}Z-[0-9a-f]{4}".to_owned(),
+            "[RUN_ID]".to_owned(),
+        ),
+        (
+            r"127\.0\.0\.1:\d+".to_owned(),
+            "127.0.0.1:[PORT]".to_owned(),
+        ),
+        (r"pid \d+".to_owned(), "pid [PID]".to_owned()),
+        (
+            r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?".to_owned(),
+            "[TIME]".to_owned(),
+        ),
+        (
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".to_owned(),
+            "[UUID]".to_owned(),
+        ),
+        (
+            r"(secret:[^\s:,)]+)-[A-Za-z0-9]{6}\b".to_owned(),
+            "$1-[SUFFIX]".to_owned(),
+        ),
+        // Version ids and value fingerprints, shortened to 8 hex digits.
+        (r"\b[0-9a-f]{8}\b".to_owned(), "[ID]".to_owned()),
+        (r"\b([a-z_]+) \d+ ms\b".to_owned(), "$1 [N] ms".to_owned()),
+    ] {
+        settings.add_filter(&pattern, with);
+    }
+    settings.bind(|| insta::assert_snapshot!("rehearse_2021_script_human", out.stderr));
+}
+
+/// `s` as a regex matching itself.
+fn regex_escape(s: &str) -> String {
+    s.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
 #[tokio::test]
 async fn a_proper_rotation_rehearsed_predicts_nothing() {
     let env = setup().await;
