@@ -47,10 +47,10 @@ PHASES = ["live_snapshot", "shadow_seeding", "emulator_start", "seed_elasticsear
           "shadow_snapshot", "command", "verdict"]
 
 
-def rehearse(a, env: dict, cfg: Path, out: Path, name: str) -> dict:
+def rehearse(binary: str, env: dict, cfg: Path, out: Path, name: str) -> dict:
     report = out / f"{name}.json"
     true_bin = shutil.which("true") or "/bin/true"
-    m = measure([a.opsguard, "rehearse", "--config", str(cfg), "--report", str(report), "--", true_bin], env,
+    m = measure([binary, "rehearse", "--config", str(cfg), "--report", str(report), "--", true_bin], env,
                 timeout=1800)
     if m["code"] != 0:
         sys.exit(f"bench: opsguard rehearse ({name}) exited {m['code']}:\n{m['stderr'][-4000:]}")
@@ -58,6 +58,15 @@ def rehearse(a, env: dict, cfg: Path, out: Path, name: str) -> dict:
     m["timings"] = r["rehearsal"]["timings_ms"]
     m["seeded"] = r["rehearsal"]["seeded"]
     return m
+
+
+def alternate(binaries: list, repeat: int, env: dict, cfg: Path, out: Path) -> list:
+    """`repeat` rehearsals with each binary, the binaries taking turns."""
+    runs: dict[str, list] = {label: [] for label, _ in binaries}
+    for i in range(repeat):
+        for label, binary in binaries:
+            runs[label].append(rehearse(binary, env, cfg, out, f"r{i}{label.strip(' ()')}"))
+    return list(runs.items())
 
 
 def with_rehearse(text: str, emulator: str) -> str:
@@ -81,7 +90,11 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="the seeder's size, as a multiple of its 1x")
     ap.add_argument("--skip", default="", help="comma list of: replica,scale")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--before", metavar="BIN",
+                    help="another opsguard binary (e.g. an earlier commit's) to compare: its runs and "
+                         "this one's alternate on the same environments, so both see the same load")
     a = ap.parse_args()
+    binaries = [("", a.opsguard)] + ([(" (before)", a.before)] if a.before else [])
     skip = set(filter(None, a.skip.split(",")))
     tmp = Path(tempfile.mkdtemp(prefix="opsguard-bench-rehearse."))
     pw = os.urandom(16).hex()
@@ -114,9 +127,9 @@ def main() -> None:
             text = text.replace("http://127.0.0.1:9200", es_url).replace("http://127.0.0.1:4566", ms_url)
             cfg = d / "opsguard.toml"
             cfg.write_text(with_rehearse(text, ministack))
-            runs = [rehearse(a, e, cfg, d, f"r{i}") for i in range(a.repeat)]
-            rows.append(("incident replica", runs))
-            print(f"incident replica: {[round(r['wall'], 2) for r in runs]} s", flush=True)
+            for label, runs in alternate(binaries, a.repeat, e, cfg, d):
+                rows.append((f"incident replica{label}", runs))
+                print(f"incident replica{label}: {[round(r['wall'], 2) for r in runs]} s", flush=True)
 
         if "scale" not in skip:
             es_url = start_es(a, tmp, env, pw, "scale")
@@ -129,9 +142,9 @@ def main() -> None:
             text = (d / "opsguard.toml").read_text().replace("AWS_URL", ms_url).replace("ES_URL", es_url)
             cfg = d / "rehearse.toml"
             cfg.write_text(with_rehearse(text, ministack))
-            runs = [rehearse(a, e, cfg, d, f"r{i}") for i in range(a.repeat)]
-            rows.append((f"bench {a.scale:g}x", runs))
-            print(f"bench {a.scale:g}x: {[round(r['wall'], 2) for r in runs]} s", flush=True)
+            for label, runs in alternate(binaries, a.repeat, e, cfg, d):
+                rows.append((f"bench {a.scale:g}x{label}", runs))
+                print(f"bench {a.scale:g}x{label}: {[round(r['wall'], 2) for r in runs]} s", flush=True)
     finally:
         for p in list(STARTED):
             stop(p)
