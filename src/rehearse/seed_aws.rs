@@ -416,6 +416,14 @@ mod tests {
     }
 
     #[test]
+    fn a_family_is_registered_in_the_order_of_its_live_revisions() {
+        let arn = |r: &str| format!("arn:aws:ecs:eu-west-1:111111111111:task-definition/api:{r}");
+        let mut arns = vec![arn("10"), arn("9"), arn("x"), arn("2")];
+        arns.sort_by_key(|a| revision(a));
+        assert_eq!(arns, vec![arn("x"), arn("2"), arn("9"), arn("10")]);
+    }
+
+    #[test]
     fn only_real_version_ids_are_reused_as_tokens() {
         assert!(usable_token("5c0a4f5e-0e9a-4f0c-9e0f-2a4c1b5e7d3f"));
         assert!(!usable_token("v1"));
