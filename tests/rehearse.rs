@@ -161,7 +161,16 @@ async fn the_2021_script_rehearsed_predicts_the_outage_and_leaves_live_alone() {
     assert_ne!(r["aws_endpoint"], env.replica.account.endpoint.as_str());
     assert_eq!(r["seeded"]["services"], 4, "{r:#}");
     assert!(r["seeded"]["users"].as_u64().unwrap() >= 5, "{r:#}");
-    for phase in ["live_snapshot", "shadow_seeding", "command", "verdict"] {
+    for phase in [
+        "live_snapshot",
+        "shadow_seeding",
+        "emulator_start",
+        "seed_elasticsearch",
+        "seed_aws",
+        "shadow_snapshot",
+        "command",
+        "verdict",
+    ] {
         assert!(r["timings_ms"][phase].is_u64(), "{phase}: {r:#}");
     }
     // The shadow is gone: its emulator's pid no longer exists.
@@ -188,6 +197,73 @@ async fn the_2021_script_rehearsed_predicts_the_outage_and_leaves_live_alone() {
     assert_eq!(live_snapshot(&env), before);
     assert_before_state(&env, &["search", "items", "diff_tool"]).await;
     no_leak(&env, &out, &text);
+}
+
+/// What a person at a terminal reads when the 2021 script is rehearsed: the
+/// real binary's stderr, with what differs from run to run (ports, run id,
+/// pid, times, temporary paths, the account, ARN suffixes, version ids,
+/// value fingerprints, timings) filtered out.
+#[tokio::test]
+async fn the_2021_script_rehearsed_reads_like_this() {
+    let env = setup().await;
+    rehearsable(&env, "");
+    let (out, report, _) = rehearse_script(&env, "create_elastic_users.py");
+    out.assert_code(11);
+    assert_eq!(report["outcome"], "violated", "{report:#}");
+    let mut settings = insta::Settings::clone_current();
+    let literal = |s: &str| regex_escape(s);
+    let venv = venv_dir().display().to_string();
+    let root = script("").display().to_string();
+    let dir = env.dir.path().display().to_string();
+    for (pattern, with) in [
+        (
+            literal(&python().display().to_string()),
+            "[PYTHON]".to_owned(),
+        ),
+        (literal(root.trim_end_matches('/')), "[EXAMPLES]".to_owned()),
+        (literal(&venv), "[VENV]".to_owned()),
+        (literal(&dir), "[DIR]".to_owned()),
+        (r"/tmp/[^\s'\x22,)]+".to_owned(), "[TMP]".to_owned()),
+        (literal(&env.replica.account.id), "[ACCOUNT]".to_owned()),
+        (
+            r"\d{8}T\d{6}Z-[0-9a-f]{4}".to_owned(),
+            "[RUN_ID]".to_owned(),
+        ),
+        (
+            r"127\.0\.0\.1:\d+".to_owned(),
+            "127.0.0.1:[PORT]".to_owned(),
+        ),
+        (r"pid \d+".to_owned(), "pid [PID]".to_owned()),
+        (
+            r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?".to_owned(),
+            "[TIME]".to_owned(),
+        ),
+        (
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".to_owned(),
+            "[UUID]".to_owned(),
+        ),
+        (
+            r"(secret:[^\s:,)]+)-[A-Za-z0-9]{6}\b".to_owned(),
+            "$1-[SUFFIX]".to_owned(),
+        ),
+        // Version ids and value fingerprints, shortened to 8 hex digits.
+        (r"\b[0-9a-f]{8}\b".to_owned(), "[ID]".to_owned()),
+        (r"\b([a-z_]+) \d+ ms\b".to_owned(), "$1 [N] ms".to_owned()),
+    ] {
+        settings.add_filter(&pattern, with);
+    }
+    settings.bind(|| insta::assert_snapshot!("rehearse_2021_script_human", out.stderr));
+}
+
+/// `s` as a regex matching itself.
+fn regex_escape(s: &str) -> String {
+    s.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }
 
 #[tokio::test]
@@ -566,4 +642,41 @@ async fn an_endpoint_read_from_a_secret_is_pointed_at_the_shadow() {
     assert_eq!(live_snapshot(&env), before);
     assert_before_state(&env, &["search"]).await;
     no_leak(&env, &out, &text);
+}
+
+#[tokio::test]
+async fn a_config_with_aws_targets_is_refused_with_exit_13_before_live_is_read() {
+    let env = setup().await;
+    rehearsable(&env, "");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let ecs = format!("[ecs]\nclusters = [{:?}]\n", env.replica.cluster);
+    assert!(text.contains(&ecs), "{text}");
+    let targets = format!(
+        "[[aws.targets]]\nname = \"catalogue\"\naccount = {:?}\nclusters = [{:?}]\n\n[[aws.targets]]\nname = \"identity\"\naccount = \"222222222222\"\nclusters = [\"identity\"]\n\n[[credentials]]",
+        env.replica.account.id, env.replica.cluster
+    );
+    let text = text
+        .replace(&ecs, "")
+        .replacen("[[credentials]]", &targets, 1);
+    std::fs::write(&env.config, text).unwrap();
+    let marker = env.dir.path().join("ran");
+    let m = marker.display().to_string();
+    for args in [&["rehearse"][..], &["run", "--rehearse"][..]] {
+        let (out, report, _) = opsguard(&env, args, &["touch", &m]);
+        out.assert_code(13);
+        assert_eq!(report["outcome"], "preflight_failed", "{args:?}");
+        assert!(!marker.exists(), "{args:?}: the command ran");
+        let why = report["preflight_error"].as_str().unwrap();
+        assert!(why.contains("one AWS account"), "{why}");
+        assert!(
+            why.contains("2 [[aws.targets]] (catalogue, identity)"),
+            "{why}"
+        );
+        assert!(why.contains("help: rehearse one target at a time"), "{why}");
+        assert!(out.stderr.contains("[[aws.targets]]"), "{}", out.stderr);
+        // Refused before anything was read or started.
+        let r = &report["rehearsal"];
+        assert!(r["timings_ms"].as_object().unwrap().is_empty(), "{r:#}");
+        assert_eq!(r["aws_endpoint"], "", "{r:#}");
+    }
 }

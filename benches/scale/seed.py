@@ -77,7 +77,12 @@ def main() -> None:
     es_password = os.environ["OPSGUARD_ES_PASSWORD"]
     admin = "Basic " + base64.b64encode(f"elastic:{es_password}".encode()).decode()
     session = boto3.session.Session(region_name=REGION)
-    cfg = Config(max_pool_connections=THREADS * 2, retries={"max_attempts": 8, "mode": "standard"})
+    # The emulator answers one request at a time and slows as it fills: a
+    # generous read timeout, so a slow answer is waited for rather than
+    # retried. A retry can still happen (a reset connection), so every create
+    # below is idempotent: "already exists" from a retried create is success.
+    cfg = Config(max_pool_connections=THREADS * 2, read_timeout=600, connect_timeout=10,
+                 retries={"max_attempts": 8, "mode": "standard"})
     sm = session.client("secretsmanager", endpoint_url=a.aws, config=cfg)
     ecs = session.client("ecs", endpoint_url=a.aws, config=cfg)
     pool = ThreadPoolExecutor(THREADS)
@@ -124,7 +129,10 @@ def main() -> None:
             value = pw.get(i) or rnd.token_hex(16)
         else:
             value = rnd.token_hex(16)
-        sm.create_secret(Name=name, SecretString=value)
+        try:
+            sm.create_secret(Name=name, SecretString=value)
+        except sm.exceptions.ResourceExistsException:
+            pass  # a retried create whose first attempt landed
 
     list(pool.map(create_secret, todo))
     t_secrets = time.monotonic() - started - t_users
@@ -164,16 +172,33 @@ def main() -> None:
                             {"name": "es_password", "valueFrom": refs[1]}],
             }],
         )["taskDefinition"]["taskDefinitionArn"]
-        ecs.create_service(
-            cluster=clusters[k % new["clusters"]],
-            serviceName=family,
-            taskDefinition=td,
-            desiredCount=new["tasks"],
-            launchType="FARGATE",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-0f4c3b2a1d0e9c8b7"]}},
-        )
+        cluster = clusters[k % new["clusters"]]
+        try:
+            ecs.create_service(
+                cluster=cluster,
+                serviceName=family,
+                taskDefinition=td,
+                desiredCount=new["tasks"],
+                launchType="FARGATE",
+                networkConfiguration={"awsvpcConfiguration": {"subnets": ["subnet-0f4c3b2a1d0e9c8b7"]}},
+            )
+        except ecs.exceptions.ClientException as e:
+            # ECS answers a second CreateService of an ACTIVE service (a
+            # retried create whose first attempt landed, or a service left by
+            # an earlier seed of this size) with "not idempotent". The service
+            # exists under its indexed name: that is what this seed wants.
+            if "idempotent" not in str(e):
+                raise
+            got = ecs.describe_services(cluster=cluster, services=[family])["services"]
+            if not got or got[0]["status"] != "ACTIVE":
+                raise
+            retried.append(family)
 
+    retried: list[str] = []
     list(pool.map(create_service, range(old["services"], new["services"])))
+    if retried:
+        print(f"seed: {len(retried)} CreateService call(s) found their service already there "
+              "(a retried create); kept it", file=sys.stderr)
     t_ecs = time.monotonic() - started - t_users - t_secrets
 
     (out / "opsguard.toml").write_text(f"""# Written by benches/scale/seed.py

@@ -1,10 +1,11 @@
 //! `opsguard snapshot [-o FILE]`: the redacted JSON snapshot.
 
-use super::{state_dir, write_atomically};
+use super::state_dir;
 use crate::config::Config;
 use crate::error::Error;
 use crate::exit;
 use crate::snapshot::model::{ProbeResult, Snapshot};
+use crate::snapshot::Taken;
 use clap::Args;
 use colored::Colorize;
 use std::io::Write;
@@ -23,15 +24,20 @@ pub async fn execute(config: &Config, args: SnapshotArgs) -> Result<u8, Error> {
     let taken = crate::snapshot::take_live(config, &key, &super::ui::progress().scoped("snapshot"))
         .await
         .map_err(Error::Snapshot)?;
-    let snap = taken.snapshot;
-    let mut json = serde_json::to_vec_pretty(&snap).expect("a snapshot always serialises");
-    json.push(b'\n');
+    let Taken {
+        snapshot: snap,
+        auth,
+    } = taken;
+    // The probes' values are not part of the output: let them go first.
+    drop(auth);
+    // Streamed, not built in memory first: at 3,000 services the JSON is
+    // tens of MiB, as much again as the snapshot it renders.
     match &args.output {
-        Some(path) => write_atomically(path, &json)?,
+        Some(path) => write_atomically_with(path, |w| write_json(w, &snap))?,
         None => {
-            let mut out = std::io::stdout().lock();
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             // A closed pipe (`| head`) is the reader's choice, not our failure.
-            if let Err(e) = out.write_all(&json).and_then(|_| out.flush()) {
+            if let Err(e) = write_json(&mut out, &snap).and_then(|_| out.flush()) {
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
                     return Err(Error::Output {
                         path: PathBuf::from("<stdout>"),
@@ -43,6 +49,43 @@ pub async fn execute(config: &Config, args: SnapshotArgs) -> Result<u8, Error> {
     }
     eprintln!("{}", summary(&snap, args.output.as_ref()));
     Ok(exit::OK)
+}
+
+/// `path` replaced at once by what `write` produces, as
+/// [`super::write_atomically`] does for bytes already in memory.
+fn write_atomically_with(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let err = |source| Error::Output {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|f| {
+        let mut w = std::io::BufWriter::new(f);
+        write(&mut w)?;
+        w.flush()
+    });
+    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(())
+}
+
+/// The snapshot as pretty JSON and a newline, written as it is rendered.
+fn write_json(w: &mut impl Write, snap: &Snapshot) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, snap).map_err(std::io::Error::from)?;
+    w.write_all(b"\n")
 }
 
 /// One human line, then one line per credential that does not authenticate.

@@ -13,7 +13,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -40,13 +40,19 @@ impl EmulatorError {
     }
 }
 
-/// A running emulator that opsguard started.
+/// An emulator that opsguard started: spawned by [`AwsEmulator::spawn`],
+/// answering once [`AwsEmulator::ready`] returns it.
 pub struct AwsEmulator {
     endpoint: String,
     pid: u32,
+    port: u16,
     child: Option<Child>,
     dir: PathBuf,
     program: String,
+    path: PathBuf,
+    args: Vec<String>,
+    region: String,
+    spawned: Instant,
 }
 
 impl std::fmt::Debug for AwsEmulator {
@@ -59,36 +65,50 @@ impl std::fmt::Debug for AwsEmulator {
 }
 
 impl AwsEmulator {
-    /// Start `argv` (program and arguments) on a free loopback port and wait
-    /// until it answers HTTP.
-    pub fn start(argv: &[String], region: &str) -> Result<AwsEmulator, EmulatorError> {
+    /// Start `argv` (program and arguments) on a free loopback port, without
+    /// waiting for it: it boots while opsguard does other work, and
+    /// [`AwsEmulator::ready`] waits until it answers HTTP. Dropped before
+    /// then, it is stopped all the same.
+    pub fn spawn(argv: &[String], region: &str) -> Result<AwsEmulator, EmulatorError> {
         let program = argv.first().cloned().unwrap_or_default();
-        let resolved = resolve(&program)?;
+        let path = resolve(&program)?;
+        AwsEmulator::spawn_at(path, argv[1..].to_vec(), program, region.to_owned())
+    }
+
+    /// Wait until the emulator answers; on a port taken meanwhile, start it
+    /// again on another (a bounded number of times).
+    pub async fn ready(mut self) -> Result<AwsEmulator, EmulatorError> {
         let mut last = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            match AwsEmulator::try_start(&resolved, &argv[1..], &program, region) {
-                Ok(e) => return Ok(e),
-                Err(Retry::PortTaken(why)) => last = why,
+        for attempt in 1..=PORT_ATTEMPTS {
+            match self.answering().await {
+                Ok(()) => return Ok(self),
                 Err(Retry::Fatal(e)) => return Err(e),
+                Err(Retry::PortTaken(why)) => {
+                    last = why;
+                    if attempt < PORT_ATTEMPTS {
+                        let (path, args) = (self.path.clone(), self.args.clone());
+                        let (program, region) = (self.program.clone(), self.region.clone());
+                        // The old one is stopped as it is replaced.
+                        self = AwsEmulator::spawn_at(path, args, program, region)?;
+                    }
+                }
             }
         }
         Err(EmulatorError::Start {
-            program,
+            program: self.program.clone(),
             message: format!("no free port could be bound: {last}"),
         })
     }
 
-    fn try_start(
-        path: &Path,
-        args: &[String],
-        program: &str,
-        region: &str,
-    ) -> Result<AwsEmulator, Retry> {
-        let fatal = |message: String| {
-            Retry::Fatal(EmulatorError::Start {
-                program: program.to_owned(),
-                message,
-            })
+    fn spawn_at(
+        path: PathBuf,
+        args: Vec<String>,
+        program: String,
+        region: String,
+    ) -> Result<AwsEmulator, EmulatorError> {
+        let fatal = |message: String| EmulatorError::Start {
+            program: program.clone(),
+            message,
         };
         let port = free_port().map_err(|e| fatal(format!("no free loopback port: {e}")))?;
         let dir = std::env::temp_dir().join(format!(
@@ -103,8 +123,8 @@ impl AwsEmulator {
         let log2 = log
             .try_clone()
             .map_err(|e| fatal(format!("{}: {e}", log_path.display())))?;
-        let mut cmd = Command::new(path);
-        cmd.args(args)
+        let mut cmd = Command::new(&path);
+        cmd.args(&args)
             .current_dir(&dir)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -114,13 +134,15 @@ impl AwsEmulator {
             .env("PYTHONUNBUFFERED", "1")
             .env("BIND_HOST", "127.0.0.1")
             .env("GATEWAY_PORT", port.to_string())
-            .env("MINISTACK_REGION", region)
+            .env("MINISTACK_REGION", &region)
             .env("PERSIST_STATE", "0")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
             .process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        // (PDEATHSIG follows the thread that forks: spawn from a thread that
+        // lives as long as opsguard does, never from a blocking-pool thread.)
         unsafe {
             cmd.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
@@ -133,40 +155,64 @@ impl AwsEmulator {
             let _ = std::fs::remove_dir_all(&dir);
             fatal(e.to_string())
         })?;
-        let mut emulator = AwsEmulator {
+        Ok(AwsEmulator {
             endpoint: format!("http://127.0.0.1:{port}"),
             pid: child.id(),
+            port,
             child: Some(child),
             dir,
-            program: program.to_owned(),
+            program,
+            path,
+            args,
+            region,
+            spawned: Instant::now(),
+        })
+    }
+
+    /// Poll until it answers, exits or runs out of time.
+    async fn answering(&mut self) -> Result<(), Retry> {
+        let fatal = |program: &str, message: String| {
+            Retry::Fatal(EmulatorError::Start {
+                program: program.to_owned(),
+                message,
+            })
         };
-        let started = Instant::now();
+        let port = self.port;
         loop {
-            if answers_http(port) {
-                return Ok(emulator);
+            // The probe blocks (a connect and a read, each bounded): off the
+            // runtime's threads. It starts no process.
+            let answered = tokio::task::spawn_blocking(move || answers_http(port))
+                .await
+                .unwrap_or(false);
+            if answered {
+                return Ok(());
             }
-            let exited = emulator
+            let exited = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
-                let tail = emulator.log_tail();
-                drop(emulator);
+                let tail = self.log_tail();
                 if tail.contains("already in use") || tail.contains("Address in use") {
                     return Err(Retry::PortTaken(tail));
                 }
-                return Err(fatal(format!(
-                    "it exited ({status}) before answering on port {port}; its last output:\n{tail}"
-                )));
+                return Err(fatal(
+                    &self.program,
+                    format!(
+                        "it exited ({status}) before answering on port {port}; its last output:\n{tail}"
+                    ),
+                ));
             }
-            if started.elapsed() > STARTUP_TIMEOUT {
-                let tail = emulator.log_tail();
-                drop(emulator);
-                return Err(fatal(format!(
-                    "it did not answer on port {port} within {STARTUP_TIMEOUT:?}; its last output:\n{tail}"
-                )));
+            if self.spawned.elapsed() > STARTUP_TIMEOUT {
+                let tail = self.log_tail();
+                return Err(fatal(
+                    &self.program,
+                    format!(
+                        "it did not answer on port {port} within {STARTUP_TIMEOUT:?}; its last output:\n{tail}"
+                    ),
+                ));
             }
-            std::thread::sleep(POLL);
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -275,17 +321,22 @@ mod tests {
     #[test]
     fn a_missing_emulator_is_named_with_help() {
         let e =
-            AwsEmulator::start(&["opsguard-no-such-emulator-xyz".into()], "eu-west-1").unwrap_err();
+            AwsEmulator::spawn(&["opsguard-no-such-emulator-xyz".into()], "eu-west-1").unwrap_err();
         assert!(matches!(e, EmulatorError::NotFound { on_path: true, .. }));
         assert!(e.to_string().contains("opsguard-no-such-emulator-xyz"));
         assert!(e.help().contains("aws_emulator"));
-        let e = AwsEmulator::start(&["/nonexistent/ministack".into()], "eu-west-1").unwrap_err();
+        let e = AwsEmulator::spawn(&["/nonexistent/ministack".into()], "eu-west-1").unwrap_err();
         assert!(matches!(e, EmulatorError::NotFound { on_path: false, .. }));
     }
 
-    #[test]
-    fn an_emulator_that_dies_at_once_is_an_error_not_a_hang() {
-        let e = AwsEmulator::start(&["/bin/false".into()], "eu-west-1").unwrap_err();
+    #[tokio::test]
+    async fn an_emulator_that_dies_at_once_is_an_error_not_a_hang() {
+        let spawned = AwsEmulator::spawn(&["/bin/false".into()], "eu-west-1").unwrap();
+        let e = tokio::time::timeout(Duration::from_secs(20), spawned.ready())
+            .await
+            .expect("ready() hung")
+            .unwrap_err();
         assert!(matches!(e, EmulatorError::Start { .. }), "{e}");
+        assert!(e.to_string().contains("exited"), "{e}");
     }
 }

@@ -86,7 +86,21 @@ pub async fn rehearse(
         Rehearsed { report, diff: None }
     };
 
-    // 1. Live, read once.
+    // 0. The shadow is one emulator account: a config watching several
+    //    accounts cannot be copied into it. Refused before live is read.
+    if !config.aws.targets.is_empty() {
+        let names: Vec<&str> = config.aws.targets.iter().map(|t| t.name.as_str()).collect();
+        let e = shadow::ShadowError::Unsupported(format!(
+            "rehearsal covers one AWS account, and this config has {} [[aws.targets]] ({}): the shadow is a single emulator account, so a rehearsal of it would predict nothing about the others",
+            names.len(),
+            names.join(", ")
+        ));
+        let why = format!("{e}\nhelp: {}", e.help());
+        return Ok(failed(report, rehearsal, why));
+    }
+
+    // 1. Live, read once. The shadow's emulator boots meanwhile.
+    let booting = shadow::boot(config).await;
     let t = Instant::now();
     let connected = {
         let _step = progress.step("connecting to AWS and Elasticsearch");
@@ -132,7 +146,7 @@ pub async fn rehearse(
             }
         }
         tokio::select! {
-            b = shadow::build(config, &live, &live_before) => Some(b),
+            b = shadow::build(config, &live, &live_before, booting) => Some(b),
             _ = recv(&mut term) => None,
             _ = recv(&mut int) => None,
             _ = recv(&mut hup) => None,
@@ -164,6 +178,7 @@ pub async fn rehearse(
         Duration::from_nanos(u64::from(1_000_000_000 - into_second)) + Duration::from_millis(20),
     )
     .await;
+    let t_snapshot = Instant::now();
     let step = progress.step("shadow snapshot");
     let shadow_before = shadow.live.take(&shadow.config, key).await;
     drop(step);
@@ -184,9 +199,14 @@ pub async fn rehearse(
         return Ok(failed(report, rehearsal, why));
     }
     rehearsal.timings_ms.insert("shadow_seeding".into(), ms(t));
-    rehearsal
-        .timings_ms
-        .insert("emulator_start".into(), shadow.emulator_start_ms);
+    for (phase, took) in [
+        ("emulator_start", shadow.emulator_start_ms),
+        ("seed_elasticsearch", shadow.seed_elasticsearch_ms),
+        ("seed_aws", shadow.seed_aws_ms),
+        ("shadow_snapshot", ms(t_snapshot)),
+    ] {
+        rehearsal.timings_ms.insert(phase.into(), took);
+    }
 
     // 3. Pre-flight, as `run` does it: a shadow already in violation
     //    predicts nothing about the command.

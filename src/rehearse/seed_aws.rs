@@ -12,8 +12,17 @@ use crate::providers::SecretsReader;
 use crate::report::model::RehearsalSeeded;
 use crate::snapshot::{Live, Taken};
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, LaunchType, Secret as EcsSecret};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Writes to the shadow's emulator in flight at once. ministack answers
+/// one request at a time; a few in flight keep it busy while opsguard builds
+/// the next request and reads the last answer.
+const SHADOW_CONCURRENCY: usize = 8;
+
+/// Task definitions read from live at once (within `[aws] max_concurrency`).
+const LIVE_READS: usize = 16;
 
 fn seed_err(what: &str, e: impl std::fmt::Display) -> ShadowError {
     ShadowError::Seed(format!("{what}: {e}"))
@@ -72,6 +81,68 @@ async fn extra_secret_names(
         }
     }
     Ok(out)
+}
+
+/// The revision at the end of a task definition ARN (`…/family:12`), 0 if none.
+fn revision(arn: &str) -> u64 {
+    arn.rsplit(':')
+        .next()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Register `td` in the shadow, its `valueFrom`s rewritten; the new ARN.
+async fn register(
+    ecs: &aws_sdk_ecs::Client,
+    td: &crate::providers::TaskDefinition,
+    rewrite_value_from: &impl Fn(&str) -> String,
+) -> Result<String, ShadowError> {
+    let containers: Vec<ContainerDefinition> = td
+        .containers
+        .iter()
+        .map(|c| {
+            let secrets: Vec<EcsSecret> = c
+                .secrets
+                .iter()
+                .filter_map(|(n, vf)| {
+                    EcsSecret::builder()
+                        .name(n)
+                        .value_from(rewrite_value_from(vf))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let env: Vec<KeyValuePair> = c
+                .environment
+                .iter()
+                .map(|(n, v)| KeyValuePair::builder().name(n).value(v).build())
+                .collect();
+            ContainerDefinition::builder()
+                .name(&c.name)
+                .image("opsguard/rehearsal-shadow")
+                .memory(512)
+                .essential(true)
+                .set_secrets(Some(secrets))
+                .set_environment(Some(env))
+                .build()
+        })
+        .collect();
+    let out = ecs
+        .register_task_definition()
+        .family(&td.family)
+        .set_container_definitions(Some(containers))
+        .send()
+        .await
+        .map_err(|e| {
+            seed_err(
+                &format!("RegisterTaskDefinition {}", td.family),
+                crate::providers::aws::sdk_err(&e),
+            )
+        })?;
+    out.task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .map(str::to_owned)
+        .ok_or_else(|| seed_err("RegisterTaskDefinition", "no ARN in the answer"))
 }
 
 /// A version id Secrets Manager accepts as `ClientRequestToken` (32–64 chars).
@@ -139,7 +210,9 @@ pub async fn seed(
     }
     let live_es = &config.elasticsearch.url;
     let mut rewritten = Vec::new();
-    let mut arns: BTreeMap<String, String> = BTreeMap::new();
+    // Each secret's versions in order (pinned ones first, AWSCURRENT last);
+    // the secrets themselves side by side.
+    let mut jobs: Vec<(String, Vec<(String, SecretString)>)> = Vec::new();
     for v in &current.values {
         let name = v.name.to_string();
         let mut versions: Vec<(String, SecretString)> = older.remove(&name).unwrap_or_default();
@@ -160,43 +233,53 @@ pub async fn seed(
         if was_rewritten {
             rewritten.push(name.clone());
         }
-        let mut arn = None;
-        for (i, (id, value)) in versions.iter().enumerate() {
-            let token = usable_token(id).then(|| id.clone());
-            if i == 0 {
-                let out = sm
-                    .create_secret()
-                    .name(&name)
-                    .secret_string(value.expose_secret())
-                    .set_client_request_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        seed_err(
-                            &format!("CreateSecret {name}"),
-                            crate::providers::aws::sdk_err(&e),
-                        )
-                    })?;
-                arn = out.arn().map(str::to_owned);
-            } else {
-                sm.put_secret_value()
-                    .secret_id(&name)
-                    .secret_string(value.expose_secret())
-                    .set_client_request_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        seed_err(
-                            &format!("PutSecretValue {name}"),
-                            crate::providers::aws::sdk_err(&e),
-                        )
-                    })?;
-            }
-        }
-        if let Some(a) = arn {
-            arns.insert(name, a);
-        }
+        jobs.push((name, versions));
     }
+    let sm = &sm;
+    let created: Vec<(String, Option<String>)> = stream::iter(jobs)
+        .map(|(name, versions)| async move {
+            let mut arn = None;
+            for (i, (id, value)) in versions.iter().enumerate() {
+                let token = usable_token(id).then(|| id.clone());
+                if i == 0 {
+                    let out = sm
+                        .create_secret()
+                        .name(&name)
+                        .secret_string(value.expose_secret())
+                        .set_client_request_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            seed_err(
+                                &format!("CreateSecret {name}"),
+                                crate::providers::aws::sdk_err(&e),
+                            )
+                        })?;
+                    arn = out.arn().map(str::to_owned);
+                } else {
+                    sm.put_secret_value()
+                        .secret_id(&name)
+                        .secret_string(value.expose_secret())
+                        .set_client_request_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            seed_err(
+                                &format!("PutSecretValue {name}"),
+                                crate::providers::aws::sdk_err(&e),
+                            )
+                        })?;
+                }
+            }
+            Ok::<_, ShadowError>((name, arn))
+        })
+        .buffer_unordered(SHADOW_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let arns: BTreeMap<String, String> = created
+        .into_iter()
+        .filter_map(|(name, arn)| Some((name, arn?)))
+        .collect();
     seeded.secrets = current.values.len();
 
     // 2. Clusters.
@@ -245,85 +328,75 @@ pub async fn seed(
         }
         out
     };
-    let mut td_arns: BTreeMap<String, String> = BTreeMap::new();
     let wanted: BTreeSet<&str> = snap
         .services
         .iter()
         .map(|s| s.task_definition.as_str())
         .collect();
-    for live_arn in wanted {
-        let td = live_task_definition(live, live_arn).await?;
-        let containers: Vec<ContainerDefinition> = td
-            .containers
-            .iter()
-            .map(|c| {
-                let secrets: Vec<EcsSecret> = c
-                    .secrets
-                    .iter()
-                    .filter_map(|(n, vf)| {
-                        EcsSecret::builder()
-                            .name(n)
-                            .value_from(rewrite_value_from(vf))
-                            .build()
-                            .ok()
-                    })
-                    .collect();
-                let env: Vec<KeyValuePair> = c
-                    .environment
-                    .iter()
-                    .map(|(n, v)| KeyValuePair::builder().name(n).value(v).build())
-                    .collect();
-                ContainerDefinition::builder()
-                    .name(&c.name)
-                    .image("opsguard/rehearsal-shadow")
-                    .memory(512)
-                    .essential(true)
-                    .set_secrets(Some(secrets))
-                    .set_environment(Some(env))
-                    .build()
-            })
-            .collect();
-        let out = ecs
-            .register_task_definition()
-            .family(&td.family)
-            .set_container_definitions(Some(containers))
-            .send()
-            .await
-            .map_err(|e| {
-                seed_err(
-                    &format!("RegisterTaskDefinition {}", td.family),
-                    crate::providers::aws::sdk_err(&e),
-                )
-            })?;
-        let arn = out
-            .task_definition()
-            .and_then(|t| t.task_definition_arn())
-            .ok_or_else(|| seed_err("RegisterTaskDefinition", "no ARN in the answer"))?;
-        td_arns.insert(live_arn.to_owned(), arn.to_owned());
+    // Read from live side by side (the live connections keep to
+    // `[aws] max_concurrency`); register each family's revisions in live's
+    // order, the families side by side.
+    let read: Vec<(&str, crate::providers::TaskDefinition)> = stream::iter(wanted)
+        .map(|live_arn| async move {
+            Ok::<_, ShadowError>((live_arn, live_task_definition(live, live_arn).await?))
+        })
+        .buffered(LIVE_READS)
+        .try_collect()
+        .await?;
+    let mut families: BTreeMap<String, Vec<(&str, crate::providers::TaskDefinition)>> =
+        BTreeMap::new();
+    for (arn, td) in read {
+        families
+            .entry(td.family.clone())
+            .or_default()
+            .push((arn, td));
     }
+    for list in families.values_mut() {
+        list.sort_by_key(|(arn, _)| revision(arn));
+    }
+    let ecs = &ecs;
+    let rewrite_value_from = &rewrite_value_from;
+    let registered: Vec<Vec<(String, String)>> = stream::iter(families.into_values())
+        .map(|list| async move {
+            let mut out = Vec::new();
+            for (live_arn, td) in list {
+                let arn = register(ecs, &td, rewrite_value_from).await?;
+                out.push((live_arn.to_owned(), arn));
+            }
+            Ok::<_, ShadowError>(out)
+        })
+        .buffer_unordered(SHADOW_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let td_arns: BTreeMap<String, String> = registered.into_iter().flatten().collect();
     seeded.task_definitions = td_arns.len();
 
     // 4. Services with their desired counts (ministack starts their tasks at once).
-    for s in &snap.services {
-        let Some(td) = td_arns.get(&s.task_definition) else {
-            continue;
-        };
-        ecs.create_service()
-            .cluster(&s.service.cluster)
-            .service_name(&s.service.service)
-            .task_definition(td)
-            .desired_count(s.desired_count)
-            .set_launch_type(s.launch_type.as_deref().map(LaunchType::from))
-            .send()
-            .await
-            .map_err(|e| {
-                seed_err(
-                    &format!("CreateService {}", s.service),
-                    crate::providers::aws::sdk_err(&e),
-                )
-            })?;
-        seeded.services += 1;
-    }
+    let td_arns = &td_arns;
+    seeded.services = stream::iter(snap.services.iter())
+        .map(|s| async move {
+            let Some(td) = td_arns.get(&s.task_definition) else {
+                return Ok(0usize);
+            };
+            ecs.create_service()
+                .cluster(&s.service.cluster)
+                .service_name(&s.service.service)
+                .task_definition(td)
+                .desired_count(s.desired_count)
+                .set_launch_type(s.launch_type.as_deref().map(LaunchType::from))
+                .send()
+                .await
+                .map_err(|e| {
+                    seed_err(
+                        &format!("CreateService {}", s.service),
+                        crate::providers::aws::sdk_err(&e),
+                    )
+                })?;
+            Ok::<_, ShadowError>(1)
+        })
+        .buffer_unordered(SHADOW_CONCURRENCY)
+        .try_fold(0, |a, n| async move { Ok(a + n) })
+        .await?;
     rewritten.sort();
     Ok(rewritten)
 }
@@ -340,6 +413,14 @@ mod tests {
         assert!(!glob("es/*", "other/es/host"));
         assert!(glob("exact", "exact"));
         assert!(!glob("exact", "exactly"));
+    }
+
+    #[test]
+    fn a_family_is_registered_in_the_order_of_its_live_revisions() {
+        let arn = |r: &str| format!("arn:aws:ecs:eu-west-1:111111111111:task-definition/api:{r}");
+        let mut arns = vec![arn("10"), arn("9"), arn("x"), arn("2")];
+        arns.sort_by_key(|a| revision(a));
+        assert_eq!(arns, vec![arn("x"), arn("2"), arn("9"), arn("10")]);
     }
 
     #[test]

@@ -90,6 +90,11 @@ pub struct Shadow {
     pub secrets_rewritten: Vec<String>,
     /// How long the emulator took to start and answer (0 for one already running).
     pub emulator_start_ms: u64,
+    /// How long seeding the double took (users, roles, API keys).
+    pub seed_elasticsearch_ms: u64,
+    /// How long seeding the emulator took (secrets, clusters, task
+    /// definitions, services, with the live reads that needs).
+    pub seed_aws_ms: u64,
     /// An empty file for the command's `AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE`.
     pub empty_file: PathBuf,
     es: EsDouble,
@@ -124,6 +129,10 @@ fn live_account(before: &Taken) -> Option<String> {
         .find(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
 }
 
+fn millis(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 fn random_password() -> SecretString {
     let bytes: [u8; 24] = rand::random();
     SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
@@ -140,13 +149,16 @@ fn split_api_key(encoded: &str) -> Option<(String, String)> {
     Some((id.to_owned(), key.to_owned()))
 }
 
-pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shadow, ShadowError> {
-    if !config.aws.targets.is_empty() {
-        return Err(ShadowError::Unsupported(
-            "rehearsal supports one AWS target ([aws] + [ecs]); this config has [[aws.targets]]"
-                .into(),
-        ));
-    }
+/// The shadow's emulator, started before the live snapshot so that its boot
+/// (seconds, for ministack) overlaps the live reads. Dropped unused, it is
+/// stopped.
+pub struct Booting {
+    emulator: Option<Result<AwsEmulator, EmulatorError>>,
+    since: std::time::Instant,
+}
+
+/// The region the live SDK config resolves to (the emulator's default).
+async fn live_region(config: &Config) -> Result<(aws_config::SdkConfig, String), ShadowError> {
     let live_sdk = crate::providers::aws::sdk_config(&config.aws)
         .await
         .map_err(live_err)?;
@@ -154,53 +166,166 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
+    Ok((live_sdk, region))
+}
 
-    // 1. The AWS emulator: ours, or one already running.
+/// Start the emulator `[rehearse] aws_emulator` names, without waiting for
+/// it (nothing, for one already running at `aws_endpoint_url`). An error is
+/// kept for [`build`] to report.
+pub async fn boot(config: &Config) -> Booting {
+    let since = std::time::Instant::now();
+    if config.rehearse.aws_endpoint_url.is_some() || !config.aws.targets.is_empty() {
+        return Booting {
+            emulator: None,
+            since,
+        };
+    }
+    // Without a region the live reads fail too; `build` reports that.
+    let emulator = match live_region(config).await {
+        Ok((_, region)) => Some(AwsEmulator::spawn(&config.rehearse.aws_emulator, &region)),
+        Err(_) => None,
+    };
+    Booting { emulator, since }
+}
+
+pub async fn build(
+    config: &Config,
+    live: &Live,
+    before: &Taken,
+    booting: Booting,
+) -> Result<Shadow, ShadowError> {
+    if !config.aws.targets.is_empty() {
+        return Err(ShadowError::Unsupported(
+            "rehearsal supports one AWS target ([aws] + [ecs]); this config has [[aws.targets]]"
+                .into(),
+        ));
+    }
+    let (live_sdk, region) = live_region(config).await?;
+
+    // 1. The AWS emulator: ours (booting since before the live snapshot),
+    //    or one already running.
+    let since = booting.since;
+    let spawned = match (booting.emulator, &config.rehearse.aws_endpoint_url) {
+        (_, Some(_)) => None,
+        (Some(e), None) => Some(e?),
+        (None, None) => Some(AwsEmulator::spawn(&config.rehearse.aws_emulator, &region)?),
+    };
+    // It finishes booting while the double is seeded.
+    let ready = async {
+        match spawned {
+            Some(e) => {
+                let e = e.ready().await?;
+                Ok::<_, ShadowError>((Some(e), millis(since)))
+            }
+            None => Ok((None, 0)),
+        }
+    };
+
+    // 2. The Elasticsearch double, with opsguard's admin identity.
+    let es_part = async {
+        let admin = match &config.elasticsearch.auth {
+            EsAuth::Basic { username, password } => AdminAuth::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            EsAuth::BasicFromSecret { username, secret } => {
+                let v = live
+                    .aws()
+                    .value_at(&SecretName::new(secret.as_str()), None, None)
+                    .await
+                    .map_err(live_err)?
+                    .ok_or_else(|| {
+                        ShadowError::Live(ProviderError::new(
+                            "Secrets Manager",
+                            "GetSecretValue",
+                            format!("the admin password secret {secret:?} does not exist"),
+                        ))
+                    })?;
+                AdminAuth::Basic {
+                    username: username.clone(),
+                    password: v.value,
+                }
+            }
+            EsAuth::ApiKey { encoded } => AdminAuth::ApiKey {
+                encoded: encoded.clone(),
+            },
+            EsAuth::Offline => {
+                return Err(ShadowError::Unsupported(
+                    "the config was loaded without opsguard's own credential".into(),
+                ))
+            }
+        };
+        let elastic_pw = match &admin {
+            AdminAuth::Basic { username, password } if username == "elastic" => password.clone(),
+            _ => random_password(),
+        };
+        let es = EsDouble::start_on(0, elastic_pw.expose_secret()).map_err(|e| {
+            ShadowError::Seed(format!("cannot start the Elasticsearch double: {e}"))
+        })?;
+        let es_url: url::Url = es
+            .url()
+            .parse()
+            .map_err(|e| ShadowError::Seed(format!("double URL: {e}")))?;
+        let seeder = Es::new(
+            &EsConfig {
+                url: es_url.clone(),
+                auth: EsAuth::Offline,
+                ca_cert: None,
+                timeout: config.elasticsearch.timeout,
+                max_concurrency: config.elasticsearch.max_concurrency,
+            },
+            AdminAuth::Basic {
+                username: "elastic".into(),
+                password: elastic_pw.clone(),
+            },
+            Calls::default(),
+        )
+        .map_err(|e| ShadowError::Seed(e.to_string()))?;
+        let mut seeded = RehearsalSeeded::default();
+        let started = std::time::Instant::now();
+        seed_es(live, before, &admin, &es, &seeder, &mut seeded).await?;
+        Ok::<_, ShadowError>((admin, es, es_url, seeded, millis(started)))
+    };
+    let step = live.progress().step(format!(
+        "shadow: starting the AWS emulator ({}) and seeding Elasticsearch users and API keys",
+        crate::report::escape::line(
+            config
+                .rehearse
+                .aws_emulator
+                .first()
+                .map_or("", String::as_str),
+            64
+        )
+    ));
+    let (ready, es_part) = tokio::join!(ready, es_part);
+    drop(step);
+    // Either failing drops the other's half: the emulator and the double stop.
+    let (admin, es, es_url, seeded, seed_elasticsearch_ms) = es_part?;
+    let (emulator, emulator_start_ms) = ready?;
+
     let live_acct = live_account(before);
-    let mut emulator_start_ms = 0;
-    let (emulator, endpoint, access_key_id, aws_description) =
-        match &config.rehearse.aws_endpoint_url {
-            Some(url) => {
+    let (endpoint, access_key_id, aws_description) =
+        match (&emulator, &config.rehearse.aws_endpoint_url) {
+            (Some(e), _) => (
+                e.endpoint().to_owned(),
+                live_acct.clone().unwrap_or_else(|| "000000000000".into()),
+                format!(
+                    "{} (started by opsguard, pid {}, persistence off)",
+                    e.program(),
+                    e.pid()
+                ),
+            ),
+            (None, url) => {
+                let url = url.as_deref().unwrap_or_default();
                 // A shared emulator: a fresh account keeps us apart from what it holds.
                 let acct = format!(
                     "{:012}",
                     100_000_000_000u64 + rand::random::<u64>() % 899_999_999_999
                 );
                 (
-                    None,
                     url.trim_end_matches('/').to_owned(),
                     acct,
                     format!("AWS emulator already running at {url}"),
-                )
-            }
-            None => {
-                let started = std::time::Instant::now();
-                let step = live.progress().step(format!(
-                    "shadow: starting the AWS emulator ({})",
-                    crate::report::escape::line(
-                        config
-                            .rehearse
-                            .aws_emulator
-                            .first()
-                            .map_or("", String::as_str),
-                        64
-                    )
-                ));
-                let e = AwsEmulator::start(&config.rehearse.aws_emulator, &region);
-                drop(step);
-                let e = e?;
-                emulator_start_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
-                let ep = e.endpoint().to_owned();
-                let desc = format!(
-                    "{} (started by opsguard, pid {}, persistence off)",
-                    e.program(),
-                    e.pid()
-                );
-                (
-                    Some(e),
-                    ep,
-                    live_acct.clone().unwrap_or_else(|| "000000000000".into()),
-                    desc,
                 )
             }
         };
@@ -226,73 +351,6 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
             "opsguard-shadow",
         )))
         .build();
-
-    // 2. The Elasticsearch double, with opsguard's admin identity.
-    let admin = match &config.elasticsearch.auth {
-        EsAuth::Basic { username, password } => AdminAuth::Basic {
-            username: username.clone(),
-            password: password.clone(),
-        },
-        EsAuth::BasicFromSecret { username, secret } => {
-            let v = live
-                .aws()
-                .value_at(&SecretName::new(secret.as_str()), None, None)
-                .await
-                .map_err(live_err)?
-                .ok_or_else(|| {
-                    ShadowError::Live(ProviderError::new(
-                        "Secrets Manager",
-                        "GetSecretValue",
-                        format!("the admin password secret {secret:?} does not exist"),
-                    ))
-                })?;
-            AdminAuth::Basic {
-                username: username.clone(),
-                password: v.value,
-            }
-        }
-        EsAuth::ApiKey { encoded } => AdminAuth::ApiKey {
-            encoded: encoded.clone(),
-        },
-        EsAuth::Offline => {
-            return Err(ShadowError::Unsupported(
-                "the config was loaded without opsguard's own credential".into(),
-            ))
-        }
-    };
-    let elastic_pw = match &admin {
-        AdminAuth::Basic { username, password } if username == "elastic" => password.clone(),
-        _ => random_password(),
-    };
-    let es = EsDouble::start_on(0, elastic_pw.expose_secret())
-        .map_err(|e| ShadowError::Seed(format!("cannot start the Elasticsearch double: {e}")))?;
-    let es_url: url::Url = es
-        .url()
-        .parse()
-        .map_err(|e| ShadowError::Seed(format!("double URL: {e}")))?;
-    let es_cfg = |auth: EsAuth| EsConfig {
-        url: es_url.clone(),
-        auth,
-        ca_cert: None,
-        timeout: config.elasticsearch.timeout,
-        max_concurrency: config.elasticsearch.max_concurrency,
-    };
-    let seeder = Es::new(
-        &es_cfg(EsAuth::Offline),
-        AdminAuth::Basic {
-            username: "elastic".into(),
-            password: elastic_pw.clone(),
-        },
-        Calls::default(),
-    )
-    .map_err(|e| ShadowError::Seed(e.to_string()))?;
-
-    let mut seeded = RehearsalSeeded::default();
-    let step = live
-        .progress()
-        .step("shadow: seeding Elasticsearch users and API keys");
-    seed_es(live, before, &admin, &es, &seeder, &mut seeded).await?;
-    drop(step);
 
     // 3. AWS.
     let dir = std::env::temp_dir().join(format!(
@@ -323,6 +381,8 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
         seeded,
         secrets_rewritten: Vec::new(),
         emulator_start_ms,
+        seed_elasticsearch_ms,
+        seed_aws_ms: 0,
         empty_file,
         es,
         emulator,
@@ -330,6 +390,7 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
     let _step = live
         .progress()
         .step("shadow: seeding secrets, clusters, task definitions and services");
+    let started = std::time::Instant::now();
     let rewritten = super::seed_aws::seed(
         config,
         live,
@@ -341,6 +402,7 @@ pub async fn build(config: &Config, live: &Live, before: &Taken) -> Result<Shado
     )
     .await?;
     shadow.secrets_rewritten = rewritten;
+    shadow.seed_aws_ms = millis(started);
     Ok(shadow)
 }
 
