@@ -11,9 +11,7 @@
 use super::state_dir;
 use crate::config::Config;
 use crate::error::Error;
-use crate::exit;
 use crate::guard::{self, Policy};
-use crate::report::model::Outcome;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
@@ -69,25 +67,13 @@ pub async fn execute(config: &Config, args: CheckArgs) -> Result<u8, Error> {
             .await
         }
         None => {
-            let mut report = guard::new_report("check", run_id, "check");
-            match crate::snapshot::take_live(
+            guard::steady::check(
                 config,
+                &policy,
                 &key,
                 &super::ui::progress().scoped("snapshot"),
             )
-            .await
-            {
-                Err(e) => {
-                    exit::settle(&mut report, Outcome::PreflightFailed, None);
-                    report.preflight_error = Some(format!("cannot take a snapshot: {e}"));
-                }
-                Ok(taken) => {
-                    let findings =
-                        policy.evaluate(&policy.steady_facts(&taken.snapshot, "check"))?;
-                    guard::settle_steady(&mut report, &findings);
-                }
-            }
-            report
+            .await?
         }
     };
     report.finished_at = guard::now_rfc3339();

@@ -55,18 +55,7 @@ pub fn execute(config: Option<&Config>, args: DiffArgs) -> Result<u8, Error> {
     };
     let before = read(&args.before)?;
     let after = read(&args.after)?;
-    let mut report = guard::new_report("diff", guard::new_run_id(), "diff");
-    if before.fingerprint_key_id != after.fingerprint_key_id {
-        report.notes.push(
-            "the snapshots were made with different fingerprint keys: value changes are judged by secret versions only"
-                .into(),
-        );
-    }
-    let findings = policy.evaluate(&policy.facts(&before, &after, "diff", None))?;
-    guard::settle_steady(&mut report, &findings);
-    report.changes = crate::report::changes::between(&before, &after);
-    let diff = crate::report::diff::text(&before, &after);
-    report.finished_at = guard::now_rfc3339();
+    let (mut report, diff) = guard::steady::diff(&policy, &before, &after)?;
     // Live findings point at the config; without one, at the after snapshot.
     report.artifact = Some(super::config_artifact(
         config.map(|c| c.path.as_path()).unwrap_or(&args.after),

@@ -14,6 +14,7 @@ pub mod fix;
 pub mod remediate;
 pub mod resume;
 pub mod run;
+pub mod steady;
 pub mod watch;
 
 use crate::config::{Config, Mode, Waiver};
