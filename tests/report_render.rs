@@ -57,7 +57,7 @@ fn live_credential_broken(user: &str) -> Violation {
              (authenticated before the command, rejected after)"
         ),
         consumers: consumers(user),
-        remedies: vec!["rollback".into(), "redeploy".into()],
+        remedies: vec![Remedy::Rollback, Remedy::Redeploy],
         summary: "A credential used by running tasks stopped working".into(),
         why: "Running tasks read their credentials once, at start-up: every request they \
               make to Elasticsearch now fails with 401 until they are restarted or the old \
@@ -77,7 +77,7 @@ fn rotated_without_redeploy(user: &str) -> Violation {
              and 4 tasks that started before it are still running"
         ),
         consumers: consumers(user),
-        remedies: vec!["redeploy".into()],
+        remedies: vec![Remedy::Redeploy],
         summary: "A consumed secret changed and its consumers were not redeployed".into(),
         why: "ECS injects secrets when a task starts; tasks started before the change keep \
               the old value until a new deployment replaces them."
@@ -611,7 +611,7 @@ fn check_suggests_what_can_be_done_from_one_look() {
             "service {CLUSTER}/prod-search-api is degraded: 1 of 2 desired tasks running"
         ),
         consumers: vec![format!("{CLUSTER}/prod-search-api")],
-        remedies: vec!["rollback".into()],
+        remedies: vec![Remedy::Rollback],
         ..Violation::default()
     }];
     let text = report::render(Format::Human, &r, None, &PLAIN);

@@ -138,7 +138,7 @@ fn violation(f: &Finding) -> Violation {
         target: f.target.clone(),
         message: f.message.clone(),
         consumers: f.consumers.clone(),
-        remedies: f.remedies.iter().map(|r| r.to_string()).collect(),
+        remedies: f.remedies.clone(),
         summary: f.summary.clone(),
         why: f.why.clone(),
         waiver: f.waiver.as_ref().map(|w| WaiverNote {

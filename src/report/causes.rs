@@ -7,7 +7,7 @@
 //! `run` has a before state to go back to, `check` has none, and a redeploy
 //! is spelled as the exact `aws ecs update-service` command per service.
 
-use super::model::{Report, Severity, Violation};
+use super::model::{Remedy, Report, Severity, Violation};
 
 /// The findings about one target.
 #[derive(Debug)]
@@ -21,7 +21,7 @@ pub(crate) struct Cause<'a> {
     /// Every consumer any of them names, once, in order of appearance.
     pub consumers: Vec<&'a str>,
     /// Every remedy any of them names, once, `rollback` before `redeploy`.
-    pub remedies: Vec<&'a str>,
+    pub remedies: Vec<Remedy>,
 }
 
 impl Cause<'_> {
@@ -77,16 +77,15 @@ pub(crate) fn group(violations: &[Violation]) -> Vec<Cause<'_>> {
             }
         }
         for r in &v.remedies {
-            if !c.remedies.contains(&r.as_str()) {
-                c.remedies.push(r);
+            if !c.remedies.contains(r) {
+                c.remedies.push(*r);
             }
         }
     }
     for c in &mut causes {
-        c.remedies.sort_by_key(|r| match *r {
-            "rollback" => 0,
-            "redeploy" => 1,
-            _ => 2,
+        c.remedies.sort_by_key(|r| match r {
+            Remedy::Rollback => 0,
+            Remedy::Redeploy => 1,
         });
     }
     causes
@@ -155,22 +154,22 @@ pub(crate) fn suggestions(report: &Report, cause: &Cause<'_>) -> Vec<Suggestion>
     let mut out = Vec::new();
     for r in &cause.remedies {
         match *r {
-            "rollback" if report.subcommand == "diff" => out.push(Suggestion {
+            Remedy::Rollback if report.subcommand == "diff" => out.push(Suggestion {
                 text: "roll back to what the BEFORE snapshot shows".into(),
                 commands: Vec::new(),
             }),
-            "rollback" => out.push(Suggestion {
+            Remedy::Rollback => out.push(Suggestion {
                 text: format!(
                     "roll back what the command changed (the before state is in .opsguard/runs/{}/before.json)",
                     report.run_id
                 ),
                 commands: Vec::new(),
             }),
-            "redeploy" if cause.consumers.is_empty() => out.push(Suggestion {
+            Remedy::Redeploy if cause.consumers.is_empty() => out.push(Suggestion {
                 text: "force a new deployment of the services that use it".into(),
                 commands: Vec::new(),
             }),
-            "redeploy" => out.push(Suggestion {
+            Remedy::Redeploy => out.push(Suggestion {
                 text: if cause.consumers.len() == 1 {
                     "force a new deployment of its consumer:".into()
                 } else {
@@ -181,10 +180,6 @@ pub(crate) fn suggestions(report: &Report, cause: &Cause<'_>) -> Vec<Suggestion>
                     .iter()
                     .map(|c| redeploy_command(c))
                     .collect(),
-            }),
-            other => out.push(Suggestion {
-                text: other.to_owned(),
-                commands: Vec::new(),
             }),
         }
     }
@@ -218,7 +213,7 @@ fn from_check(cause: &Cause<'_>) -> Vec<Suggestion> {
             &[cause.target],
         )];
     }
-    if cause.remedies.contains(&"redeploy") && !cause.consumers.is_empty() {
+    if cause.remedies.contains(&Remedy::Redeploy) && !cause.consumers.is_empty() {
         return vec![redeploy(
             "force a new deployment of its consumers:",
             &cause.consumers,
@@ -258,7 +253,10 @@ mod tests {
             target: target.into(),
             message: message.into(),
             consumers: vec!["c/prod-search-api".into(), "c/stage-search-api".into()],
-            remedies: remedies.iter().map(|r| (*r).to_owned()).collect(),
+            remedies: remedies
+                .iter()
+                .map(|r| serde_json::from_value(serde_json::json!(r)).unwrap())
+                .collect(),
             ..Violation::default()
         }
     }
@@ -298,7 +296,7 @@ mod tests {
         assert_eq!(c.name(), "credential search");
         assert_eq!(c.findings.len(), 2);
         assert_eq!(c.consumers, ["c/prod-search-api", "c/stage-search-api"]);
-        assert_eq!(c.remedies, ["rollback", "redeploy"]);
+        assert_eq!(c.remedies, [Remedy::Rollback, Remedy::Redeploy]);
         assert!(c.blocking());
         assert_eq!(causes[1].name(), "credential searcher");
         assert!(!causes[1].blocking());

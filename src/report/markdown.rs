@@ -7,7 +7,7 @@
 //! Everything that came from outside is escaped: a `|` or a newline in a
 //! message must not break the table, and a name must not turn into markup.
 
-use super::model::{Report, Violation};
+use super::model::{Remedy, Report, Violation};
 use super::{command_line, remedy_hints, verdict};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -193,9 +193,9 @@ fn hints(v: &Violation) -> Vec<String> {
     v.remedies
         .iter()
         .zip(remedy_hints(v))
-        .map(|(r, plain)| match r.as_str() {
-            "rollback" => "roll back: restore the before state of what this names".to_owned(),
-            "redeploy" if !v.consumers.is_empty() => format!(
+        .map(|(r, plain)| match r {
+            Remedy::Rollback => "roll back: restore the before state of what this names".to_owned(),
+            Remedy::Redeploy if !v.consumers.is_empty() => format!(
                 "force a new deployment of {}",
                 v.consumers
                     .iter()

@@ -32,7 +32,7 @@ mod short;
 #[cfg(test)]
 pub(crate) mod fixture;
 
-use model::{Report, Violation};
+use model::{Remedy, Report, Violation};
 
 /// The `--format` of a report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -94,13 +94,12 @@ pub fn render(
 pub(crate) fn remedy_hints(v: &Violation) -> Vec<String> {
     v.remedies
         .iter()
-        .map(|r| match r.as_str() {
-            "rollback" => "roll back: restore the before state of what this names".to_owned(),
-            "redeploy" if v.consumers.is_empty() => {
+        .map(|r| match r {
+            Remedy::Rollback => "roll back: restore the before state of what this names".to_owned(),
+            Remedy::Redeploy if v.consumers.is_empty() => {
                 "force a new deployment of the consuming services".to_owned()
             }
-            "redeploy" => format!("force a new deployment of: {}", v.consumers.join(", ")),
-            other => other.to_owned(),
+            Remedy::Redeploy => format!("force a new deployment of: {}", v.consumers.join(", ")),
         })
         .collect()
 }
@@ -153,7 +152,7 @@ mod tests {
     #[test]
     fn remedies_become_instructions() {
         let v = Violation {
-            remedies: vec!["rollback".into(), "redeploy".into()],
+            remedies: vec![Remedy::Rollback, Remedy::Redeploy],
             consumers: vec!["c/prod-search-api".into(), "c/stage-search-api".into()],
             ..Violation::default()
         };

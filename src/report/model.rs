@@ -3,7 +3,7 @@
 //! docs/schema/report.v1.json): field names are stable; add fields, never
 //! rename them.
 
-pub use crate::rules::Severity;
+pub use crate::rules::{Remedy, Severity};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "opsguard.report/v1";
@@ -137,7 +137,7 @@ pub struct Violation {
     /// `cluster/service` of the services affected.
     pub consumers: Vec<String>,
     /// `rollback`, `redeploy`.
-    pub remedies: Vec<String>,
+    pub remedies: Vec<Remedy>,
     /// The rule's one-line summary and why it matters.
     pub summary: String,
     pub why: String,
