@@ -3,7 +3,7 @@
 use super::*;
 use crate::progress::Progress;
 use crate::snapshot::fingerprint::FingerprintKey;
-use crate::snapshot::Live;
+use crate::snapshot::{Live, Taken};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +36,9 @@ const AFTER_ATTEMPTS: u32 = 3;
 use super::remediate::{save_json as save, save_report, take_with_retry, Session};
 use crate::remedy::journal::failpoint_at;
 
+/// Steps 1–5 of a run: pre-flight, the command, the after snapshot, the
+/// verdict, the remedy. Each step is a function below; this one threads the
+/// report through them and stops where one says the run cannot go on.
 pub async fn run(
     config: &Config,
     policy: &Policy,
@@ -50,61 +53,117 @@ pub async fn run(
         .collect();
     report.skip_preflight = opts.skip_preflight;
 
-    let preflight_failed = |mut report: Report, why: String| {
-        exit::settle(&mut report, Outcome::PreflightFailed, None);
-        report.preflight_error = Some(why);
-        report.finished_at = now_rfc3339();
-        save_report(&opts.run_dir, &report);
-        RunResult { report, diff: None }
+    // 1. Pre-flight.
+    let (live, before) = match preflight(config, policy, key, &opts, &mut report).await {
+        Ok(ready) => ready,
+        Err(why) => {
+            exit::settle(&mut report, Outcome::PreflightFailed, None);
+            report.preflight_error = Some(why);
+            return Ok(finish(&opts, report, None));
+        }
     };
 
-    // 1. Pre-flight.
+    // 2. The command, watched if asked.
+    let ran = command(config, &opts, &live, &before, &mut report).await?;
+    failpoint_at("after-command");
+
+    // 3. After, even if the command failed or was killed.
+    let judged = match after(config, policy, key, &opts, &live, &before, &mut report).await {
+        Ok(j) => j,
+        Err(why) => {
+            exit::settle(&mut report, Outcome::RemediationFailed, None);
+            report.error = Some(why);
+            report.notes.push(if matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
+                format!(
+                    "no remedy was attempted: without the after snapshot nothing can be planned; `opsguard resume {}` plans and applies it from the current state once the environment answers",
+                    opts.run_id
+                )
+            } else {
+                format!(
+                    "no remedy was attempted (mode {}): check by hand what the command changed",
+                    opts.mode.as_str()
+                )
+            });
+            return Ok(finish(&opts, report, None));
+        }
+    };
+
+    // 4. The verdict. A broken rule blocks (fail closed).
+    let blocking = judged.findings.iter().any(is_blocking) || !judged.broken.is_empty();
+    let outcome = if blocking {
+        Outcome::Violated
+    } else {
+        Outcome::Ok
+    };
+    let code = exit::Command {
+        code: ran.ended.shell_code(),
+        warn: opts.mode == Mode::Warn,
+    };
+    if let Some(note) = exit::settle(&mut report, outcome, Some(code)) {
+        eprintln!("opsguard: {note}");
+    }
+
+    // 5. The remedy, journalled, then proven by a fresh snapshot.
+    if blocking && matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
+        remedy(
+            config,
+            policy,
+            key,
+            &opts,
+            &live,
+            &before,
+            &judged,
+            &ran,
+            &mut report,
+        )
+        .await;
+    }
+    Ok(finish(&opts, report, Some(judged.diff)))
+}
+
+/// The report, finished and saved in the run folder.
+fn finish(opts: &RunOptions, mut report: Report, diff: Option<String>) -> RunResult {
+    report.finished_at = now_rfc3339();
+    save_report(&opts.run_dir, &report);
+    RunResult { report, diff }
+}
+
+/// Step 1: connect, take the before snapshot, and refuse to go on when the
+/// environment already violates a blocking rule or the remedy would lack a
+/// privilege (`--skip-preflight` turns both into notes). `Err` says why the
+/// command must not run.
+async fn preflight(
+    config: &Config,
+    policy: &Policy,
+    key: &FingerprintKey,
+    opts: &RunOptions,
+    report: &mut Report,
+) -> Result<(Live, Taken), String> {
     let connected = {
         let _step = opts.progress.step("connecting to AWS and Elasticsearch");
         Live::connect(config).await
     };
-    let live = match connected {
-        Ok(l) => l.with_progress(&opts.progress),
-        Err(e) => {
-            return Ok(preflight_failed(
-                report,
-                format!("cannot take the before snapshot: {e}"),
-            ))
-        }
-    };
+    let live = connected
+        .map_err(|e| format!("cannot take the before snapshot: {e}"))?
+        .with_progress(&opts.progress);
     live.set_phase("before snapshot");
-    let before = match live.take(config, key).await {
-        Ok(t) => t,
-        Err(e) => {
-            return Ok(preflight_failed(
-                report,
-                format!("cannot take the before snapshot: {e}"),
-            ))
-        }
-    };
+    let before = live
+        .take(config, key)
+        .await
+        .map_err(|e| format!("cannot take the before snapshot: {e}"))?;
     save(&opts.run_dir, "before.json", &before.snapshot);
-    let pre = match policy.evaluate(&policy.steady_facts(&before.snapshot, "check")) {
-        Ok(f) => f,
-        Err(e) => {
-            return Ok(preflight_failed(
-                report,
-                format!("rule evaluation failed: {e}"),
-            ))
-        }
-    };
+    let pre = policy
+        .evaluate(&policy.steady_facts(&before.snapshot, "check"))
+        .map_err(|e| format!("rule evaluation failed: {e}"))?;
     if pre.iter().any(is_blocking) {
-        if opts.skip_preflight {
-            report.notes.push(format!(
-                "--skip-preflight: the environment already violated {} blocking rule(s) before the command",
-                pre.iter().filter(|f| is_blocking(f)).count()
-            ));
-        } else {
-            record_findings(&mut report, &pre);
-            return Ok(preflight_failed(
-                report,
-                "the environment already violates a blocking rule; the command was not run (use --skip-preflight to run a repair)".into(),
-            ));
+        if !opts.skip_preflight {
+            record_findings(report, &pre);
+            return Err("the environment already violates a blocking rule; the command was not run (use --skip-preflight to run a repair)".into());
         }
+        report.notes.push(format!(
+            "--skip-preflight: the environment already violated {} blocking rule(s) before the command",
+            pre.iter().filter(|f| is_blocking(f)).count()
+        ));
     }
 
     // A remedy that would need privileges opsguard's identity lacks would
@@ -121,20 +180,33 @@ pub async fn run(
                 .notes
                 .push(format!("--skip-preflight: {why}; a remedy may fail")),
             Err(why) => {
-                return Ok(preflight_failed(
-                    report,
-                    format!(
-                        "{why}; the command was not run (use --skip-preflight to run it anyway)"
-                    ),
+                return Err(format!(
+                    "{why}; the command was not run (use --skip-preflight to run it anyway)"
                 ))
             }
         }
     }
+    Ok((live, before))
+}
 
-    // 2. The command, watched if asked.
+/// How the command ended, and what the tripwire saw.
+struct Ran {
+    ended: command::Ended,
+    trip: Option<super::watch::Trip>,
+    ended_at: std::time::Instant,
+}
+
+/// Step 2: run the command (the terminal is its own meanwhile), with the
+/// tripwire probing the live credentials under `--watch`.
+async fn command(
+    config: &Config,
+    opts: &RunOptions,
+    live: &Live,
+    before: &Taken,
+    report: &mut Report,
+) -> Result<Ran, command::SpawnError> {
     let probes = std::sync::atomic::AtomicU64::new(0);
     let watched = super::watch::watched(&before.snapshot, &before.auth);
-    // The command owns the terminal while it runs: no progress is drawn.
     let hold = opts
         .progress
         .hold(&crate::report::escape::line(&report.command.join(" "), 200));
@@ -166,41 +238,41 @@ pub async fn run(
             probes: probes.load(std::sync::atomic::Ordering::Relaxed),
         });
     }
-    let command_ended = std::time::Instant::now();
     report.command_exit = ended.code;
     report.command_signal = ended.signal_name();
+    Ok(Ran {
+        ended,
+        trip,
+        ended_at: std::time::Instant::now(),
+    })
+}
 
-    failpoint_at("after-command");
+/// What step 3 found.
+struct Judged {
+    after: Taken,
+    facts: crate::facts::model::Facts,
+    findings: Vec<Finding>,
+    /// Rules that could not be evaluated: their items are unjudged.
+    broken: Vec<RuleError>,
+    diff: String,
+}
 
-    // 3. After, even if the command failed or was killed.
-    let unverifiable = |mut report: Report, why: String| {
-        exit::settle(&mut report, Outcome::RemediationFailed, None);
-        report.error = Some(why);
-        if matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
-            report.notes.push(format!(
-                "no remedy was attempted: without the after snapshot nothing can be planned; `opsguard resume {}` plans and applies it from the current state once the environment answers",
-                opts.run_id
-            ));
-        } else {
-            report.notes.push(format!(
-                "no remedy was attempted (mode {}): check by hand what the command changed",
-                opts.mode.as_str()
-            ));
-        }
-        report.finished_at = now_rfc3339();
-        save_report(&opts.run_dir, &report);
-        RunResult { report, diff: None }
-    };
+/// Step 3: the after snapshot, the probes of the values the running tasks
+/// hold, the facts and the findings. `Err` says why nothing can be judged
+/// (and so nothing remedied).
+async fn after(
+    config: &Config,
+    policy: &Policy,
+    key: &FingerprintKey,
+    opts: &RunOptions,
+    live: &Live,
+    before: &Taken,
+    report: &mut Report,
+) -> Result<Judged, String> {
     live.set_phase("after snapshot");
-    let after = match take_with_retry(&live, config, key, AFTER_ATTEMPTS).await {
-        Ok(a) => a,
-        Err(e) => {
-            return Ok(unverifiable(
-                report,
-                format!("the command ran, but the after snapshot failed ({e}): what it changed is unknown; check by hand"),
-            ))
-        }
-    };
+    let after = take_with_retry(live, config, key, AFTER_ATTEMPTS).await.map_err(|e| {
+        format!("the command ran, but the after snapshot failed ({e}): what it changed is unknown; check by hand")
+    })?;
     save(&opts.run_dir, "after.json", &after.snapshot);
     if let Some(note) = crate::snapshot::throttle_note(&[&before.snapshot, &after.snapshot]) {
         report.notes.push(note);
@@ -212,150 +284,134 @@ pub async fn run(
     ));
     let probes = probe_values(live.es(), &before.snapshot, &before.auth).await;
     drop(step);
-    let probes = match probes {
-        Ok(p) => p,
-        Err(e) => {
-            return Ok(unverifiable(
-                report,
-                format!("the command ran, but probing the credentials failed ({e}); check by hand"),
-            ))
-        }
-    };
+    let probes = probes.map_err(|e| {
+        format!("the command ran, but probing the credentials failed ({e}); check by hand")
+    })?;
     let facts = policy.facts(&before.snapshot, &after.snapshot, "run", Some(&probes));
     save(&opts.run_dir, "facts.json", &facts);
     failpoint_at("after-facts");
     // A rule that cannot be evaluated fails closed on its own items; the
     // other rules are still judged, and their violations remedied.
-    let (findings, broken) = match policy.evaluate_each(&facts) {
-        Ok(f) => f,
-        Err(e) => {
-            return Ok(unverifiable(
-                report,
-                format!("rule evaluation failed after the command: {e}"),
-            ))
-        }
-    };
+    let (findings, broken) = policy
+        .evaluate_each(&facts)
+        .map_err(|e| format!("rule evaluation failed after the command: {e}"))?;
     for e in &broken {
         report.notes.push(format!(
             "rule could not be evaluated, so its items are unjudged and the verdict fails closed: {e}"
         ));
     }
-    record_findings(&mut report, &findings);
+    record_findings(report, &findings);
     report.changes = crate::report::changes::between(&before.snapshot, &after.snapshot);
     let diff = crate::report::diff::text(
         &crate::report::escape::sanitize(&before.snapshot),
         &crate::report::escape::sanitize(&after.snapshot),
     );
-
-    // 4. The verdict. A broken rule blocks (fail closed).
-    let blocking = findings.iter().any(is_blocking) || !broken.is_empty();
-    let outcome = if blocking {
-        Outcome::Violated
-    } else {
-        Outcome::Ok
-    };
-    let command = exit::Command {
-        code: ended.shell_code(),
-        warn: opts.mode == Mode::Warn,
-    };
-    if let Some(note) = exit::settle(&mut report, outcome, Some(command)) {
-        eprintln!("opsguard: {note}");
-    }
-
-    // 5. The remedy, journalled, then proven by a fresh snapshot.
-    if blocking && matches!(opts.mode, Mode::Rollback | Mode::Redeploy) {
-        failpoint_at("before-plan");
-        let plan = crate::remedy::plan::plan(
-            opts.mode,
-            &findings,
-            &facts,
-            &before.snapshot,
-            &after.snapshot,
-            config,
-        );
-        let session = Session::begin(&opts.run_dir, &opts.run_id, opts.mode, false)
-            .and_then(|mut s| s.plan(&plan).map(|()| s));
-        match session {
-            Err(e) => {
-                exit::settle(&mut report, Outcome::RemediationFailed, None);
-                report.error = Some(format!("{e}, so no remedy was applied"));
-            }
-            Ok(mut session) => {
-                failpoint_at("after-plan");
-                let progress = crate::remedy::journal::Progress {
-                    plan: Some(plan.clone()),
-                    ..Default::default()
-                };
-                // What the running tasks will hold once the remedy is done:
-                // the before-values after a rollback, the current ones after a redeploy.
-                let recovery = trip.as_ref().map(|t| {
-                    let held = if opts.mode == Mode::Redeploy {
-                        &after.auth
-                    } else {
-                        &before.auth
-                    };
-                    held.iter()
-                        .filter(|(id, _)| t.credentials.contains(id))
-                        .collect::<Vec<_>>()
-                });
-                live.set_phase("verification snapshot");
-                let out = super::remediate::remediate(
-                    &super::remediate::Input {
-                        config,
-                        policy,
-                        key,
-                        live: &live,
-                        before: &before.snapshot,
-                        values: &before.auth,
-                        current: &after.auth,
-                        mode: opts.mode,
-                        stable_timeout: opts.stable_timeout,
-                        recovery,
-                        watch_interval: config.remedies.watch_interval,
-                        progress: opts.progress.clone(),
-                    },
-                    &plan,
-                    &progress,
-                    &mut session,
-                )
-                .await;
-                failpoint_at("after-verified");
-                if let (Some(t), Some(o), Some((at, instant))) =
-                    (&trip, report.outage.as_mut(), out.recovered)
-                {
-                    o.recovered_at = at
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .ok();
-                    o.window_ms = Some(instant.duration_since(t.instant).as_millis() as u64);
-                    report.notes.push(format!(
-                        "tripwire: outage window {} ms, from the first refused probe to the first probe that succeeded after the remedy",
-                        instant.duration_since(t.instant).as_millis()
-                    ));
-                }
-                let mut out = out;
-                out.remediation.exit_to_verified_ms =
-                    Some(command_ended.elapsed().as_millis() as u64);
-                super::remediate::settle(&mut report, out);
-                if let Some(e) = broken.first() {
-                    // The remedy may have put the other rules right; what the
-                    // broken rule judges is not known, so this is not proven.
-                    if report.outcome == Outcome::Remediated {
-                        exit::settle(&mut report, Outcome::RemediationFailed, None);
-                    }
-                    report.error.get_or_insert_with(|| {
-                        format!("a rule could not be evaluated, so the remedy cannot be proven complete: {e}")
-                    });
-                }
-                session.finish(report.exit_code);
-            }
-        }
-    }
-    report.finished_at = now_rfc3339();
-    save_report(&opts.run_dir, &report);
-    Ok(RunResult {
-        report,
-        diff: Some(diff),
+    Ok(Judged {
+        after,
+        facts,
+        findings,
+        broken,
+        diff,
     })
+}
+
+/// Step 5: plan the remedy, journal it, apply it and verify it with a fresh
+/// snapshot; the report gets the remediation and the final outcome.
+#[allow(clippy::too_many_arguments)]
+async fn remedy(
+    config: &Config,
+    policy: &Policy,
+    key: &FingerprintKey,
+    opts: &RunOptions,
+    live: &Live,
+    before: &Taken,
+    judged: &Judged,
+    ran: &Ran,
+    report: &mut Report,
+) {
+    failpoint_at("before-plan");
+    let plan = crate::remedy::plan::plan(
+        opts.mode,
+        &judged.findings,
+        &judged.facts,
+        &before.snapshot,
+        &judged.after.snapshot,
+        config,
+    );
+    let session = Session::begin(&opts.run_dir, &opts.run_id, opts.mode, false)
+        .and_then(|mut s| s.plan(&plan).map(|()| s));
+    let mut session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            exit::settle(report, Outcome::RemediationFailed, None);
+            report.error = Some(format!("{e}, so no remedy was applied"));
+            return;
+        }
+    };
+    failpoint_at("after-plan");
+    let progress = crate::remedy::journal::Progress {
+        plan: Some(plan.clone()),
+        ..Default::default()
+    };
+    // What the running tasks will hold once the remedy is done: the
+    // before-values after a rollback, the current ones after a redeploy.
+    let recovery = ran.trip.as_ref().map(|t| {
+        let held = if opts.mode == Mode::Redeploy {
+            &judged.after.auth
+        } else {
+            &before.auth
+        };
+        held.iter()
+            .filter(|(id, _)| t.credentials.contains(id))
+            .collect::<Vec<_>>()
+    });
+    live.set_phase("verification snapshot");
+    let mut out = super::remediate::remediate(
+        &super::remediate::Input {
+            config,
+            policy,
+            key,
+            live,
+            before: &before.snapshot,
+            values: &before.auth,
+            current: &judged.after.auth,
+            mode: opts.mode,
+            stable_timeout: opts.stable_timeout,
+            recovery,
+            watch_interval: config.remedies.watch_interval,
+            progress: opts.progress.clone(),
+        },
+        &plan,
+        &progress,
+        &mut session,
+    )
+    .await;
+    failpoint_at("after-verified");
+    if let (Some(t), Some(o), Some((at, instant))) =
+        (&ran.trip, report.outage.as_mut(), out.recovered)
+    {
+        o.recovered_at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok();
+        o.window_ms = Some(instant.duration_since(t.instant).as_millis() as u64);
+        report.notes.push(format!(
+            "tripwire: outage window {} ms, from the first refused probe to the first probe that succeeded after the remedy",
+            instant.duration_since(t.instant).as_millis()
+        ));
+    }
+    out.remediation.exit_to_verified_ms = Some(ran.ended_at.elapsed().as_millis() as u64);
+    super::remediate::settle(report, out);
+    if let Some(e) = judged.broken.first() {
+        // The remedy may have put the other rules right; what the broken
+        // rule judges is not known, so this is not proven.
+        if report.outcome == Outcome::Remediated {
+            exit::settle(report, Outcome::RemediationFailed, None);
+        }
+        report.error.get_or_insert_with(|| {
+            format!("a rule could not be evaluated, so the remedy cannot be proven complete: {e}")
+        });
+    }
+    session.finish(report.exit_code);
 }
 
 /// The Elasticsearch privileges a remedy of `mode` needs, checked with
