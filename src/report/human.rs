@@ -243,8 +243,13 @@ fn header(out: &mut String, p: &Paint, report: &Report) {
         if !report.mode.is_empty() {
             about.push(format!("mode {}", report.mode));
         }
-    } else if report.subcommand == "plan" && !report.mode.is_empty() {
-        about.push(format!("plan · mode {}", report.mode));
+    } else if report.subcommand == "plan" {
+        // `mode` is `live` (joined to the live credential graph) or
+        // `offline` (judged by resource type alone).
+        about.push(match report.mode.as_str() {
+            "offline" => "plan · offline: judged by resource type, not against live".to_owned(),
+            _ => "plan · judged against the live credential graph".to_owned(),
+        });
     } else if !report.command.is_empty() {
         about.push(report.subcommand.clone());
     }
