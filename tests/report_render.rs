@@ -102,12 +102,12 @@ fn shared_across_environments(user: &str, waiver: Option<WaiverNote>) -> Violati
     }
 }
 
-fn base(subcommand: &str, mode: &str) -> Report {
+fn base(subcommand: &str, mode: ReportMode) -> Report {
     Report {
         schema: opsguard::report::model::SCHEMA.into(),
         run_id: "20210727T143700Z-3f2a".into(),
         subcommand: subcommand.into(),
-        mode: mode.into(),
+        mode,
         started_at: "2021-07-27T14:30:00Z".into(),
         finished_at: "2021-07-27T14:38:02Z".into(),
         ..Report::default()
@@ -119,7 +119,7 @@ fn base(subcommand: &str, mode: &str) -> Report {
 fn incident() -> (Report, String) {
     let before = incident_before();
     let after = incident_after();
-    let mut r = base("run", "block");
+    let mut r = base("run", ReportMode::Block);
     r.command = vec![
         "python3".into(),
         "examples/incident/create_elastic_users.py".into(),
@@ -146,7 +146,7 @@ fn ok() -> (Report, String) {
         .elasticsearch
         .users
         .push(user("new_tool", &["catalogue_read"]));
-    let mut r = base("run", "block");
+    let mut r = base("run", ReportMode::Block);
     r.command = vec!["./create-user.sh".into(), "new_tool".into()];
     r.command_exit = Some(0);
     r.outcome = Outcome::Ok;
@@ -158,7 +158,7 @@ fn ok() -> (Report, String) {
 /// `opsguard check` on the replica: prod and stage share `items` (a warning)
 /// and `search` (waived in the config).
 fn check() -> Report {
-    let mut r = base("check", "check");
+    let mut r = base("check", ReportMode::Check);
     r.outcome = Outcome::Ok;
     r.exit_code = 0;
     r.violations = vec![shared_across_environments("items", None)];
@@ -174,7 +174,7 @@ fn check() -> Report {
 
 /// Pre-flight could not snapshot: the command must not have run.
 fn preflight_failed() -> Report {
-    let mut r = base("run", "rollback");
+    let mut r = base("run", ReportMode::Rollback);
     r.command = vec![
         "python3".into(),
         "examples/incident/create_elastic_users.py".into(),
@@ -432,7 +432,7 @@ fn no_report_prints_a_fingerprint_beyond_eight_hex_digits() {
 #[test]
 fn remediation_notes_and_errors_are_shown() {
     let (mut r, d) = incident();
-    r.mode = "rollback".into();
+    r.mode = ReportMode::Rollback;
     r.outcome = Outcome::RemediationFailed;
     r.exit_code = 12;
     r.notes = vec!["--skip-preflight: the environment already violated 1 blocking rule(s)".into()];
@@ -470,7 +470,7 @@ fn remediation_notes_and_errors_are_shown() {
     );
 
     // The after snapshot failed: no findings, yet no green CI either.
-    let mut r = base("run", "block");
+    let mut r = base("run", ReportMode::Block);
     r.command = vec!["true".into()];
     r.command_exit = Some(0);
     r.outcome = Outcome::RemediationFailed;
@@ -600,7 +600,7 @@ fn skip_preflight_and_an_empty_change_list_are_said_truly() {
 
 #[test]
 fn check_suggests_what_can_be_done_from_one_look() {
-    let mut r = base("check", "check");
+    let mut r = base("check", ReportMode::Check);
     r.outcome = Outcome::Violated;
     r.exit_code = 11;
     r.violations = vec![Violation {

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::exit;
 use crate::guard;
 use crate::plan::{self, PlanError, Redactor};
-use crate::report::model::{Artifact, Outcome};
+use crate::report::model::{Artifact, Outcome, ReportMode};
 use crate::rules::RuleSet;
 use clap::Args;
 use std::io::Read;
@@ -102,7 +102,11 @@ pub async fn execute(config: Option<&Config>, args: PlanArgs) -> Result<u8, Erro
     let mut report = guard::new_report(
         "plan",
         guard::new_run_id(),
-        if args.offline { "offline" } else { "live" },
+        if args.offline {
+            ReportMode::Offline
+        } else {
+            ReportMode::Live
+        },
     );
     let version = if parsed.terraform_version.is_empty() {
         "version unknown"

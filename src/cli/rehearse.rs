@@ -41,7 +41,7 @@ pub async fn execute(config: &Config, args: RehearseArgs) -> Result<u8, Error> {
         &args.command,
         guard::new_run_id(),
         "rehearse",
-        "",
+        crate::report::model::ReportMode::None,
         &super::ui::progress(),
     )
     .await?;

@@ -58,7 +58,7 @@ pub async fn execute(config: &Config, args: RunArgs) -> Result<u8, Error> {
             &args.command,
             run_id.clone(),
             "run",
-            mode.as_str(),
+            mode.into(),
             &super::ui::progress().scoped("rehearse"),
         )
         .await?;

@@ -181,7 +181,11 @@ pub async fn check_fix_redeploy(
     key: &FingerprintKey,
     opts: FixOptions<'_>,
 ) -> Report {
-    let mut report = new_report("check", opts.run_id.to_owned(), "check");
+    let mut report = new_report(
+        "check",
+        opts.run_id.to_owned(),
+        crate::report::model::ReportMode::Check,
+    );
     let preflight = |mut report: Report, why: String| {
         exit::settle(&mut report, Outcome::PreflightFailed, None);
         report.preflight_error = Some(why);

@@ -163,12 +163,16 @@ pub fn record_findings(report: &mut Report, findings: &[Finding]) {
 }
 
 /// A report with the fields every subcommand sets.
-pub fn new_report(subcommand: &str, run_id: String, mode: &str) -> Report {
+pub fn new_report(
+    subcommand: &str,
+    run_id: String,
+    mode: crate::report::model::ReportMode,
+) -> Report {
     Report {
         schema: crate::report::model::SCHEMA.to_owned(),
         run_id,
         subcommand: subcommand.to_owned(),
-        mode: mode.to_owned(),
+        mode,
         started_at: now_rfc3339(),
         ..Default::default()
     }

@@ -87,7 +87,7 @@ pub async fn resume(
         });
     }
 
-    let mut report = saved.unwrap_or_else(|| new_report("run", run_id.to_owned(), mode.as_str()));
+    let mut report = saved.unwrap_or_else(|| new_report("run", run_id.to_owned(), mode.into()));
     report.notes.push(format!("resumed at {}", now_rfc3339()));
     for p in read.problems.iter().chain(&step_problems) {
         report.notes.push(format!("journal damaged: {p}"));

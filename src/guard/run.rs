@@ -45,7 +45,7 @@ pub async fn run(
     key: &FingerprintKey,
     opts: RunOptions,
 ) -> Result<RunResult, command::SpawnError> {
-    let mut report = new_report("run", opts.run_id.clone(), opts.mode.as_str());
+    let mut report = new_report("run", opts.run_id.clone(), opts.mode.into());
     report.command = opts
         .command
         .iter()

@@ -4,7 +4,7 @@
 
 use super::{new_report, new_run_id, settle_steady, Policy};
 use crate::exit;
-use crate::report::model::{Outcome, Report};
+use crate::report::model::{Outcome, Report, ReportMode};
 use crate::rules::RuleError;
 use crate::snapshot::fingerprint::FingerprintKey;
 use crate::snapshot::model::Snapshot;
@@ -17,7 +17,7 @@ pub async fn check(
     key: &FingerprintKey,
     progress: &crate::progress::Progress,
 ) -> Result<Report, RuleError> {
-    let mut report = new_report("check", new_run_id(), "check");
+    let mut report = new_report("check", new_run_id(), ReportMode::Check);
     match crate::snapshot::take_live(config, key, progress).await {
         Err(e) => {
             exit::settle(&mut report, Outcome::PreflightFailed, None);
@@ -39,7 +39,7 @@ pub fn diff(
     before: &Snapshot,
     after: &Snapshot,
 ) -> Result<(Report, String), RuleError> {
-    let mut report = new_report("diff", new_run_id(), "diff");
+    let mut report = new_report("diff", new_run_id(), ReportMode::Diff);
     if before.fingerprint_key_id != after.fingerprint_key_id {
         report.notes.push(
             "the snapshots were made with different fingerprint keys: value changes are judged by secret versions only"

@@ -66,7 +66,7 @@ pub async fn rehearse(
     command: &[OsString],
     run_id: String,
     subcommand: &str,
-    mode: &str,
+    mode: crate::report::model::ReportMode,
     progress: &crate::progress::Progress,
 ) -> Result<Rehearsed, SpawnError> {
     let mut report = new_report(subcommand, run_id, mode);

@@ -14,7 +14,7 @@
 //! reaches the terminal.
 
 use super::causes;
-use super::model::{Outcome, Report, Severity, Violation};
+use super::model::{Outcome, Report, ReportMode, Severity, Violation};
 use super::short::count;
 use super::verdict::{self, Tone};
 use super::{command_line, RenderOptions};
@@ -240,7 +240,7 @@ fn header(out: &mut String, p: &Paint, report: &Report) {
     let mut about = Vec::new();
     if report.subcommand == "run" {
         about.push(format!("run {}", report.run_id));
-        if !report.mode.is_empty() {
+        if report.mode != ReportMode::None {
             about.push(format!("mode {}", report.mode));
         }
     } else if report.subcommand == "plan" {

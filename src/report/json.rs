@@ -15,7 +15,7 @@ pub fn render(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::model::{Outcome, Violation};
+    use crate::report::model::{Outcome, ReportMode, Violation};
 
     #[test]
     fn round_trips_and_has_the_documented_fields() {
@@ -25,7 +25,7 @@ mod tests {
             subcommand: "run".into(),
             command: vec!["true".into()],
             command_exit: Some(0),
-            mode: "block".into(),
+            mode: ReportMode::Block,
             outcome: Outcome::Violated,
             violations: vec![Violation {
                 rule: "live-credential-broken".into(),

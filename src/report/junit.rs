@@ -31,7 +31,7 @@ pub fn render(report: &Report) -> String {
     let mut props = vec![
         Property::new("run_id", &report.run_id),
         Property::new("subcommand", &report.subcommand),
-        Property::new("mode", &report.mode),
+        Property::new("mode", report.mode.as_str()),
         Property::new(
             "outcome",
             serde_json::to_value(report.outcome)

@@ -7,7 +7,7 @@
 //! Everything that came from outside is escaped: a `|` or a newline in a
 //! message must not break the table, and a name must not turn into markup.
 
-use super::model::{Remedy, Report, Violation};
+use super::model::{Remedy, Report, ReportMode, Violation};
 use super::{command_line, remedy_hints, verdict};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -25,8 +25,8 @@ pub fn render(report: &Report, diff: Option<&str>) -> String {
         code(&report.subcommand),
         code(&report.run_id)
     )];
-    if report.subcommand == "run" && !report.mode.is_empty() {
-        about.push(format!("mode {}", code(&report.mode)));
+    if report.subcommand == "run" && report.mode != ReportMode::None {
+        about.push(format!("mode {}", code(report.mode.as_str())));
     }
     if !report.command.is_empty() {
         about.push(format!("command {}", code(&command_line(&report.command))));

@@ -21,8 +21,9 @@ pub struct Report {
     /// The signal that ended the command, if any (e.g. `SIGTERM`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command_signal: Option<String>,
-    /// `block`, `rollback`, `redeploy` or `warn`.
-    pub mode: String,
+    /// What `run` did on a blocking violation, or the judgement another
+    /// subcommand made (see [`ReportMode`]).
+    pub mode: ReportMode,
     pub outcome: Outcome,
     /// Findings that are not waived, every severity, blocking ones first.
     pub violations: Vec<Violation>,
@@ -149,6 +150,67 @@ pub struct Violation {
 pub struct WaiverNote {
     pub reason: String,
     pub expires: String,
+}
+
+/// The report's `mode`: for `run` (and `run --rehearse`) the
+/// [`Mode`](crate::config::Mode) it ran in; `check` and `diff` name
+/// themselves; `plan` says `live` or `offline`; `rehearse` leaves it empty.
+/// A closed set (docs/schema/report.v1.json), serialised as those words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportMode {
+    Block,
+    Rollback,
+    Redeploy,
+    Warn,
+    Check,
+    Diff,
+    /// `plan`, joined to the live credential graph.
+    Live,
+    /// `plan --offline`, judged by resource type alone.
+    Offline,
+    /// `rehearse`.
+    #[default]
+    #[serde(rename = "")]
+    None,
+}
+
+impl ReportMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportMode::Block => "block",
+            ReportMode::Rollback => "rollback",
+            ReportMode::Redeploy => "redeploy",
+            ReportMode::Warn => "warn",
+            ReportMode::Check => "check",
+            ReportMode::Diff => "diff",
+            ReportMode::Live => "live",
+            ReportMode::Offline => "offline",
+            ReportMode::None => "",
+        }
+    }
+
+    /// The run mode, for a report of `run`.
+    pub fn run_mode(self) -> Option<crate::config::Mode> {
+        crate::config::Mode::from_word(self.as_str())
+    }
+}
+
+impl From<crate::config::Mode> for ReportMode {
+    fn from(m: crate::config::Mode) -> ReportMode {
+        match m {
+            crate::config::Mode::Block => ReportMode::Block,
+            crate::config::Mode::Rollback => ReportMode::Rollback,
+            crate::config::Mode::Redeploy => ReportMode::Redeploy,
+            crate::config::Mode::Warn => ReportMode::Warn,
+        }
+    }
+}
+
+impl std::fmt::Display for ReportMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

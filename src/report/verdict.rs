@@ -1,7 +1,7 @@
 //! The one line every format leads with: what happened and which exit code
 //! says so. Human text and Markdown share it so they never disagree.
 
-use super::model::{Outcome, Report, Severity, Violation};
+use super::model::{Outcome, Report, ReportMode, Severity, Violation};
 use super::short::count;
 
 /// How a verdict should look: the colour of the human line.
@@ -111,7 +111,7 @@ pub fn of(report: &Report) -> Verdict {
                 tone: Tone::Ok,
             }
         }
-        Outcome::Violated if report.mode == "warn" => Verdict {
+        Outcome::Violated if report.mode == ReportMode::Warn => Verdict {
             word: "WARNING",
             detail: format!("{}, not blocked in mode warn {tail}", findings(report)),
             tone: Tone::Warn,
@@ -261,7 +261,7 @@ pub fn done(report: &Report) -> String {
             "nothing for real: the command ran in a shadow; the live environment was not touched"
                 .to_owned()
         }
-        Outcome::Violated if report.mode == "warn" => {
+        Outcome::Violated if report.mode == ReportMode::Warn => {
             "nothing: mode warn reports, it does not block; the command's changes stand".to_owned()
         }
         Outcome::Violated if sub == "run" => format!(
@@ -371,7 +371,7 @@ mod tests {
             subcommand: "run".into(),
             command: vec!["true".into()],
             command_exit: Some(0),
-            mode: mode.into(),
+            mode: serde_json::from_value(serde_json::json!(mode)).expect("a report mode"),
             outcome,
             exit_code,
             violations: vec![block("search"), block("items")],
