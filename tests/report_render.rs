@@ -437,7 +437,7 @@ fn remediation_notes_and_errors_are_shown() {
     r.exit_code = 12;
     r.notes = vec!["--skip-preflight: the environment already violated 1 blocking rule(s)".into()];
     r.remediation = Some(Remediation {
-        mode: "rollback".into(),
+        mode: ReportMode::Rollback,
         actions: vec![
             Action {
                 kind: "restore-secret-stage".into(),

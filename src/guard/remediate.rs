@@ -171,7 +171,7 @@ pub async fn remediate(
     session.verified(verified);
     Outcome {
         remediation: Remediation {
-            mode: input.mode.as_str().to_owned(),
+            mode: input.mode.into(),
             actions: all,
             verified,
             exit_to_verified_ms: None,

@@ -199,7 +199,7 @@ mod tests {
             run_id: "R1".into(),
             outcome: Outcome::RemediationFailed,
             remediation: Some(Remediation {
-                mode: "rollback".into(),
+                mode: crate::report::model::ReportMode::Rollback,
                 ..Remediation::default()
             }),
             ..Report::default()

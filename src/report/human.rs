@@ -347,7 +347,7 @@ fn remediation(out: &mut String, p: &Paint, r: &super::model::Remediation) {
     section(
         out,
         p,
-        &format!("remediation ({}): {state}", clean(&r.mode)),
+        &format!("remediation ({}): {state}", r.mode.as_str()),
     );
     if r.actions.is_empty() {
         let _ = writeln!(out, "  no step was applied");

@@ -74,7 +74,7 @@ pub fn render(report: &Report, diff: Option<&str>) -> String {
         let _ = writeln!(
             out,
             "### Remediation ({}): {}\n",
-            text(&r.mode),
+            text(r.mode.as_str()),
             if r.verified {
                 "verified"
             } else {

@@ -215,7 +215,8 @@ impl std::fmt::Display for ReportMode {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Remediation {
-    pub mode: String,
+    /// `rollback` or `redeploy`.
+    pub mode: ReportMode,
     pub actions: Vec<Action>,
     pub verified: bool,
     /// From the command's exit to the end of the verifying snapshot (`run` only).

@@ -392,7 +392,7 @@ mod tests {
         );
         let mut r = run(Outcome::Remediated, "rollback", 10);
         r.remediation = Some(Remediation {
-            mode: "rollback".into(),
+            mode: ReportMode::Rollback,
             actions: vec![],
             verified: true,
             ..Default::default()
