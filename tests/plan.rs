@@ -102,15 +102,6 @@ fn plan_cmd(env: &Env, plan: &Value, args: &[&str]) -> (Output, Value) {
     (out, json)
 }
 
-fn violation<'a>(report: &'a Value, rule: &str, target: &str) -> &'a Value {
-    report["violations"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no violations in {report:#}"))
-        .iter()
-        .find(|v| v["rule"] == rule && v["target"] == target)
-        .unwrap_or_else(|| panic!("no {rule} on {target}: {report:#}"))
-}
-
 fn consumers(v: &Value) -> Vec<String> {
     let mut c: Vec<String> = v["consumers"]
         .as_array()

@@ -132,12 +132,7 @@ async fn the_2021_script_rehearsed_predicts_the_outage_and_leaves_live_alone() {
     for quiet in ["diff_tool", "replication_manager", "internal_model_tool"] {
         assert!(!targets.contains(&quiet), "{quiet} flagged: {report:#}");
     }
-    let search = report["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["rule"] == "live-credential-broken" && v["target"] == "search")
-        .unwrap();
+    let search = violation(&report, "live-credential-broken", "search");
     let mut want = env.replica.consumer_refs("search");
     want.sort();
     assert_eq!(search["consumers"], serde_json::json!(want));

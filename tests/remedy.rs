@@ -323,6 +323,15 @@ async fn the_tripwire_stops_the_script_and_rolls_back_within_a_second() {
     assert_before_state(&env, &["search", "items"]).await;
     assert!(authenticates(&env, "diff_tool", env.replica.password("diff_tool")).await);
     assert!(out.stderr.contains("tripwire"), "{}", out.stderr);
+    // Said in words, not as a log record.
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("opsguard: --watch tripwire: a credential")),
+        "{}",
+        out.stderr
+    );
+    assert!(log_records(&out.stderr).is_empty(), "{}", out.stderr);
     assert_nothing_leaked(&env, &out, &text, &[]);
     assert_documented(&env, &report);
 }

@@ -13,42 +13,6 @@ use common::*;
 /// two passwords, two users' attributes, four secrets.
 const STEPS: usize = 8;
 
-/// Kill the rollback at `failpoint`, resume it, and check the before state
-/// is back. Returns resume's stderr.
-async fn killed_then_resumed(failpoint: &str) -> String {
-    let env = setup().await;
-    let (out, _, _) = guarded_with(
-        &env,
-        "rollback",
-        "create_elastic_users.py",
-        &[("OPSGUARD_FAILPOINT", failpoint)],
-        &[],
-    );
-    out.assert_code(128 + 9);
-    let run = only_run_id(&env);
-    let (out, report) = resume_run(&env, &run, &[]);
-    out.assert_code(10);
-    assert_eq!(report["outcome"], "remediated", "{failpoint}: {report:#}");
-    assert_eq!(report["remediation"]["verified"], true);
-    assert_before_state(&env, &["search", "items"]).await;
-    // The unconsumed users were not touched by the resumed remedy either.
-    assert!(!authenticates(&env, "diff_tool", env.replica.password("diff_tool")).await);
-    let mut secrets = env.replica.secret_values.clone();
-    secrets.sort();
-    opsguard_testkit::assert_no_leak_named(
-        &[
-            ("resume stdout", &out.stdout),
-            ("resume stderr", &out.stderr),
-        ],
-        &secrets,
-    );
-
-    // Resuming a finished remedy changes nothing and verifies again.
-    let (again, _) = resume_run(&env, &run, &[]);
-    again.assert_code(10);
-    out.stderr
-}
-
 #[tokio::test]
 async fn killed_before_planning() {
     let stderr = killed_then_resumed("kill-at:before-plan").await;

@@ -28,12 +28,7 @@ async fn the_2021_script_is_blocked_with_the_consumers_named() {
             ("shared-credential-across-environments", "search"),
         ])
     );
-    let search = report["violations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["rule"] == "live-credential-broken" && v["target"] == "search")
-        .unwrap();
+    let search = violation(&report, "live-credential-broken", "search");
     let mut want = env.replica.consumer_refs("search");
     want.sort();
     assert_eq!(search["consumers"], serde_json::json!(want));

@@ -524,10 +524,16 @@ pub fn relative_to_cwd(path: &Path) -> String {
 
 /// Write to a file atomically: a reader never sees half a snapshot.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let err = |source| Error::Output {
-        path: path.to_owned(),
-        source,
-    };
+    write_atomically_with(path, |w| std::io::Write::write_all(w, bytes))
+}
+
+/// `path` replaced at once by what `write` produces, streamed through a
+/// temporary file beside it (nothing needs to be in memory whole).
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    use std::io::Write as _;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -537,9 +543,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let written = std::fs::File::create(&tmp).and_then(|f| {
+        let mut w = std::io::BufWriter::new(f);
+        write(&mut w)?;
+        w.flush()
+    });
+    if let Err(source) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+        return Err(Error::Output {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    Ok(())
 }

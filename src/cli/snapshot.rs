@@ -33,7 +33,7 @@ pub async fn execute(config: &Config, args: SnapshotArgs) -> Result<u8, Error> {
     // Streamed, not built in memory first: at 3,000 services the JSON is
     // tens of MiB, as much again as the snapshot it renders.
     match &args.output {
-        Some(path) => write_atomically_with(path, |w| write_json(w, &snap))?,
+        Some(path) => super::write_atomically_with(path, |w| write_json(w, &snap))?,
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             // A closed pipe (`| head`) is the reader's choice, not our failure.
@@ -49,37 +49,6 @@ pub async fn execute(config: &Config, args: SnapshotArgs) -> Result<u8, Error> {
     }
     eprintln!("{}", summary(&snap, args.output.as_ref()));
     Ok(exit::OK)
-}
-
-/// `path` replaced at once by what `write` produces, as
-/// [`super::write_atomically`] does for bytes already in memory.
-fn write_atomically_with(
-    path: &std::path::Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<(), Error> {
-    let err = |source| Error::Output {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|f| {
-        let mut w = std::io::BufWriter::new(f);
-        write(&mut w)?;
-        w.flush()
-    });
-    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(())
 }
 
 /// The snapshot as pretty JSON and a newline, written as it is rendered.

@@ -28,6 +28,17 @@ fn seed_err(what: &str, e: impl std::fmt::Display) -> ShadowError {
     ShadowError::Seed(format!("{what}: {e}"))
 }
 
+/// A failed write to the shadow's AWS emulator, said as [`seed_err`] does.
+fn aws_seed_err<E, R>(
+    what: String,
+) -> impl FnOnce(aws_sdk_ecs::error::SdkError<E, R>) -> ShadowError
+where
+    E: aws_sdk_ecs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    move |e| seed_err(&what, crate::providers::aws::sdk_err(&e))
+}
+
 /// `*` and `?` globs, as `[rehearse] extra_secrets` writes them.
 pub fn glob(pattern: &str, text: &str) -> bool {
     fn go(p: &[u8], t: &[u8]) -> bool {
@@ -51,36 +62,31 @@ async fn extra_secret_names(
         return Ok(Vec::new());
     }
     let sm = aws_sdk_secretsmanager::Client::new(live_sdk);
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    // Bounded: 200 pages of 100 secrets.
-    for _ in 0..200 {
+    crate::providers::paging::all_pages("Secrets Manager", "ListSecrets", async |token| {
         let page = sm
             .list_secrets()
             .max_results(100)
-            .set_next_token(token.clone())
+            .set_next_token(token)
             .send()
             .await
             .map_err(|e| {
-                ShadowError::Live(crate::providers::ProviderError::new(
+                crate::providers::ProviderError::new(
                     "Secrets Manager",
                     "ListSecrets",
                     crate::providers::aws::sdk_err(&e),
-                ))
+                )
             })?;
-        for s in page.secret_list() {
-            if let Some(n) = s.name() {
-                if globs.iter().any(|g| glob(g, n)) {
-                    out.push(n.to_owned());
-                }
-            }
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
-    Ok(out)
+        let names = page
+            .secret_list()
+            .iter()
+            .filter_map(|s| s.name())
+            .filter(|n| globs.iter().any(|g| glob(g, n)))
+            .map(str::to_owned)
+            .collect();
+        Ok((names, page.next_token().map(str::to_owned)))
+    })
+    .await
+    .map_err(ShadowError::Live)
 }
 
 /// The revision at the end of a task definition ARN (`…/family:12`), 0 if none.
@@ -133,12 +139,10 @@ async fn register(
         .set_container_definitions(Some(containers))
         .send()
         .await
-        .map_err(|e| {
-            seed_err(
-                &format!("RegisterTaskDefinition {}", td.family),
-                crate::providers::aws::sdk_err(&e),
-            )
-        })?;
+        .map_err(aws_seed_err(format!(
+            "RegisterTaskDefinition {}",
+            td.family
+        )))?;
     out.task_definition()
         .and_then(|t| t.task_definition_arn())
         .map(str::to_owned)
@@ -249,12 +253,7 @@ pub async fn seed(
                         .set_client_request_token(token)
                         .send()
                         .await
-                        .map_err(|e| {
-                            seed_err(
-                                &format!("CreateSecret {name}"),
-                                crate::providers::aws::sdk_err(&e),
-                            )
-                        })?;
+                        .map_err(aws_seed_err(format!("CreateSecret {name}")))?;
                     arn = out.arn().map(str::to_owned);
                 } else {
                     sm.put_secret_value()
@@ -263,12 +262,7 @@ pub async fn seed(
                         .set_client_request_token(token)
                         .send()
                         .await
-                        .map_err(|e| {
-                            seed_err(
-                                &format!("PutSecretValue {name}"),
-                                crate::providers::aws::sdk_err(&e),
-                            )
-                        })?;
+                        .map_err(aws_seed_err(format!("PutSecretValue {name}")))?;
                 }
             }
             Ok::<_, ShadowError>((name, arn))
@@ -288,12 +282,7 @@ pub async fn seed(
             .cluster_name(c)
             .send()
             .await
-            .map_err(|e| {
-                seed_err(
-                    &format!("CreateCluster {c}"),
-                    crate::providers::aws::sdk_err(&e),
-                )
-            })?;
+            .map_err(aws_seed_err(format!("CreateCluster {c}")))?;
     }
     seeded.clusters = config.ecs.clusters.len();
 
@@ -386,12 +375,7 @@ pub async fn seed(
                 .set_launch_type(s.launch_type.as_deref().map(LaunchType::from))
                 .send()
                 .await
-                .map_err(|e| {
-                    seed_err(
-                        &format!("CreateService {}", s.service),
-                        crate::providers::aws::sdk_err(&e),
-                    )
-                })?;
+                .map_err(aws_seed_err(format!("CreateService {}", s.service)))?;
             Ok::<_, ShadowError>(1)
         })
         .buffer_unordered(SHADOW_CONCURRENCY)

@@ -174,7 +174,7 @@ async fn live_region(config: &Config) -> Result<(aws_config::SdkConfig, String),
 /// kept for [`build`] to report.
 pub async fn boot(config: &Config) -> Booting {
     let since = std::time::Instant::now();
-    if config.rehearse.aws_endpoint_url.is_some() || !config.aws.targets.is_empty() {
+    if config.rehearse.aws_endpoint_url.is_some() {
         return Booting {
             emulator: None,
             since,
@@ -194,12 +194,8 @@ pub async fn build(
     before: &Taken,
     booting: Booting,
 ) -> Result<Shadow, ShadowError> {
-    if !config.aws.targets.is_empty() {
-        return Err(ShadowError::Unsupported(
-            "rehearsal supports one AWS target ([aws] + [ecs]); this config has [[aws.targets]]"
-                .into(),
-        ));
-    }
+    // A config with [[aws.targets]] never gets here: `rehearse` refuses it
+    // before live is read.
     let (live_sdk, region) = live_region(config).await?;
 
     // 1. The AWS emulator: ours (booting since before the live snapshot),

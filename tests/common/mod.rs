@@ -320,3 +320,101 @@ pub fn assert_documented(env: &Env, report: &Value) {
         runs.display()
     );
 }
+
+/// Lines of stderr formatted as log records: a leading timestamp, or a
+/// level word where a record has it.
+#[allow(dead_code, reason = "used by the cli_misc, remedy tests only")]
+pub fn log_records(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            let b = l.as_bytes();
+            let stamped = b.len() > 11
+                && b[..4].iter().all(u8::is_ascii_digit)
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && b[10] == b'T';
+            let first = l.split_whitespace().next().unwrap_or("");
+            stamped || ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&first)
+        })
+        .collect()
+}
+
+/// The violation of `rule` on `target` in a JSON report, or a panic that
+/// shows the report.
+#[allow(dead_code, reason = "used by the plan, rehearse, run tests only")]
+pub fn violation<'a>(report: &'a Value, rule: &str, target: &str) -> &'a Value {
+    report["violations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no violations in {report:#}"))
+        .iter()
+        .find(|v| v["rule"] == rule && v["target"] == target)
+        .unwrap_or_else(|| panic!("no {rule} on {target}: {report:#}"))
+}
+
+/// Every consumed credential is consistent: the value its secret holds now
+/// is one Elasticsearch accepts (no task started now would fail).
+#[allow(dead_code, reason = "used by the faults, resume tests only")]
+pub async fn assert_consistent(env: &Env, users: &[&str]) {
+    for user in users {
+        let s = env.replica.secret_of(user, "password");
+        let value = current_value(env, &s.name).await;
+        assert!(
+            authenticates(env, user, &value).await,
+            "{user}: AWSCURRENT of {} holds a password Elasticsearch refuses",
+            s.name
+        );
+    }
+}
+
+/// Kill the rollback at `failpoint`, resume it, and check the before state
+/// is back. Returns resume's stderr.
+#[allow(dead_code, reason = "used by the faults, resume tests only")]
+pub async fn killed_then_resumed(failpoint: &str) -> String {
+    let env = setup().await;
+    let (out, _, _) = guarded_with(
+        &env,
+        "rollback",
+        "create_elastic_users.py",
+        &[("OPSGUARD_FAILPOINT", failpoint)],
+        &[],
+    );
+    out.assert_code(128 + 9);
+    let run = only_run_id(&env);
+    let (out, report) = resume_run(&env, &run, &[]);
+    out.assert_code(10);
+    assert_eq!(report["outcome"], "remediated", "{failpoint}: {report:#}");
+    assert_eq!(report["remediation"]["verified"], true);
+    assert_before_state(&env, &["search", "items"]).await;
+    assert_consistent(&env, &["search", "items"]).await;
+    // The unconsumed users were not touched by the resumed remedy either.
+    assert!(!authenticates(&env, "diff_tool", env.replica.password("diff_tool")).await);
+    let mut secrets = env.replica.secret_values.clone();
+    secrets.sort();
+    opsguard_testkit::assert_no_leak_named(
+        &[
+            ("resume stdout", &out.stdout),
+            ("resume stderr", &out.stderr),
+        ],
+        &secrets,
+    );
+
+    // Resuming a finished remedy changes nothing and verifies again.
+    let (again, _) = resume_run(&env, &run, &[]);
+    again.assert_code(10);
+    out.stderr
+}
+
+/// The current AWSCURRENT value of a secret, read directly (not through a proxy).
+#[allow(dead_code, reason = "used by the faults, resume tests only")]
+pub async fn current_value(env: &Env, secret: &str) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(&env.replica.account.sdk_config().await);
+    sm.get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .unwrap()
+        .secret_string()
+        .unwrap()
+        .to_owned()
+}
