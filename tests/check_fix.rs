@@ -53,12 +53,8 @@ fn redeployed(report: &Value) -> Vec<String> {
 /// Run ids, times, ports and temp paths out of a snapshot of human output.
 fn snapshot_filtered(env: &Env, name: &str, text: &str) {
     let text = text.replace(&env.dir.path().display().to_string(), "[DIR]");
-    let mut settings = insta::Settings::clone_current();
-    settings.add_filter(r"\b\d{8}T\d{6}Z-[0-9a-f]{4}\b", "[RUN_ID]");
-    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]");
-    settings.add_filter(r"\b\d+(\.\d+)? ?(ms|s)\b", "[DURATION]");
-    settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
-    settings.add_filter(r"\b[0-9a-f]{8}\b", "[VERSION]");
+    let mut settings = opsguard_testkit::snap::settings(&[]);
+    settings.set_prepend_module_to_snapshot(true);
     settings.bind(|| insta::assert_snapshot!(name, text));
 }
 

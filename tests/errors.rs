@@ -17,10 +17,11 @@ fn opsguard() -> Cmd {
 
 /// Ports and temporary folders differ each run.
 fn settings() -> insta::Settings {
-    let mut s = insta::Settings::clone_current();
-    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
-    s.add_filter(r"/tmp/[^\s`'\]\):]+", "[TMP]");
-    s.add_filter(r"\.tmp[A-Za-z0-9]+", "[TMP]");
+    let mut s = opsguard_testkit::snap::settings(&[
+        (r"/tmp/[^\s`'\]\):]+".to_owned(), "[TMP]"),
+        (r"\.tmp[A-Za-z0-9]+".to_owned(), "[TMP]"),
+    ]);
+    s.set_prepend_module_to_snapshot(true);
     s
 }
 

@@ -109,10 +109,13 @@ fn install_writes_an_executable_hook_and_reinstalling_changes_nothing() {
     let bin = Path::new(env!("CARGO_BIN_EXE_opsguard"));
     opsguard_testkit::snap::settings(&[
         (
-            regex_escape(&bin.canonicalize().unwrap().display().to_string()),
+            opsguard_testkit::snap::literal(&bin.canonicalize().unwrap().display().to_string()),
             "[OPSGUARD]",
         ),
-        (regex_escape(&bin.display().to_string()), "[OPSGUARD]"),
+        (
+            opsguard_testkit::snap::literal(&bin.display().to_string()),
+            "[OPSGUARD]",
+        ),
     ])
     .bind(|| insta::assert_snapshot!("hook_install_human", out.stderr));
 
@@ -414,14 +417,4 @@ fn pre_commit_hooks_run_check_and_rules_test_before_a_push() {
         assert_eq!(h["stages"], serde_json::json!(["pre-push"]));
         assert!(h["name"].is_string());
     }
-}
-
-/// `s` as a regex matching itself.
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$".contains(c);
-            special.then_some('\\').into_iter().chain([c])
-        })
-        .collect()
 }

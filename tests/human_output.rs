@@ -26,18 +26,14 @@ fn human(env: &Env, out: &Output) -> String {
 }
 
 fn settings() -> insta::Settings {
-    let mut s = insta::Settings::clone_current();
-    s.set_prepend_module_to_snapshot(false);
-    s.set_snapshot_path("snapshots");
-    s.add_filter(
-        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
-        "[TIME]",
-    );
-    s.add_filter(r"\b\d{8}T\d{6}Z-[0-9a-f]{4}\b", "[RUN_ID]");
     // Secret version ids and task ids, shortened to eight characters.
-    s.add_filter(r"moved [0-9a-f]{8} → [0-9a-f]{8}", "moved [V1] → [V2]");
-    s.add_filter(r"\btask [0-9a-f]{8}\b", "task [TASK]");
-    s
+    opsguard_testkit::snap::settings(&[
+        (
+            r"moved [0-9a-f]{8} → [0-9a-f]{8}".to_owned(),
+            "moved [V1] → [V2]",
+        ),
+        (r"\btask [0-9a-f]{8}\b".to_owned(), "task [TASK]"),
+    ])
 }
 
 fn opsguard(env: &Env, args: &[&str]) -> Output {

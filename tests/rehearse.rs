@@ -205,12 +205,11 @@ async fn the_2021_script_rehearsed_reads_like_this() {
     let (out, report, _) = rehearse_script(&env, "create_elastic_users.py");
     out.assert_code(11);
     assert_eq!(report["outcome"], "violated", "{report:#}");
-    let mut settings = insta::Settings::clone_current();
-    let literal = |s: &str| regex_escape(s);
+    let literal = opsguard_testkit::snap::literal;
     let venv = venv_dir().display().to_string();
     let root = script("").display().to_string();
     let dir = env.dir.path().display().to_string();
-    for (pattern, with) in [
+    let extra = [
         (
             literal(&python().display().to_string()),
             "[PYTHON]".to_owned(),
@@ -244,21 +243,11 @@ async fn the_2021_script_rehearsed_reads_like_this() {
         // Version ids and value fingerprints, shortened to 8 hex digits.
         (r"\b[0-9a-f]{8}\b".to_owned(), "[ID]".to_owned()),
         (r"\b([a-z_]+) \d+ ms\b".to_owned(), "$1 [N] ms".to_owned()),
-    ] {
-        settings.add_filter(&pattern, with);
-    }
+    ];
+    let extra: Vec<(String, &str)> = extra.iter().map(|(p, w)| (p.clone(), w.as_str())).collect();
+    let mut settings = opsguard_testkit::snap::settings(&extra);
+    settings.set_prepend_module_to_snapshot(true);
     settings.bind(|| insta::assert_snapshot!("rehearse_2021_script_human", out.stderr));
-}
-
-/// `s` as a regex matching itself.
-fn regex_escape(s: &str) -> String {
-    s.chars().fold(String::new(), |mut out, c| {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-        out
-    })
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //! person reads changes.
 
 /// The filters every output snapshot needs, plus `extra` (regex,
-/// placeholder) for a test's own random values, e.g. an API key id.
+/// placeholder) for a test's own random values, e.g. an API key id; the
+/// extras apply first. Snapshots are named without the test module's prefix
+/// unless the caller turns it back on.
 pub fn settings(extra: &[(String, &str)]) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.set_prepend_module_to_snapshot(false);
@@ -24,4 +26,15 @@ pub fn settings(extra: &[(String, &str)]) -> insta::Settings {
     // Secret version ids, shown by their first 8 hex digits.
     s.add_filter(r"\b[0-9a-f]{8}\b", "[VERSION]");
     s
+}
+
+/// `s` as a regex matching itself, for an `extra` filter of a path or an id.
+pub fn literal(s: &str) -> String {
+    s.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }
